@@ -1,0 +1,187 @@
+"""Evaluation with scikit-learn: scores, readable tables and plots.
+
+Nothing here fetches metric scripts (``evaluate.load`` needs the hub); every figure comes from
+``sklearn.metrics``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display needed: runs write PNG files
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.metrics import (  # noqa: E402
+    ConfusionMatrixDisplay,
+    accuracy_score,
+    classification_report,
+    confusion_matrix,
+    f1_score,
+)
+
+from claimstance.config import ConfigError, exits_cleanly  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+
+def score(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -> dict:
+    """Accuracy, macro/micro/weighted F1, per-class P/R/F1/support and the confusion matrix."""
+    ids = list(range(len(labels)))
+    per_class = classification_report(
+        y_true, y_pred, labels=ids, target_names=list(labels), output_dict=True, zero_division=0
+    )
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0)),
+        "micro_f1": float(f1_score(y_true, y_pred, labels=ids, average="micro", zero_division=0)),
+        "weighted_f1": float(f1_score(y_true, y_pred, labels=ids, average="weighted", zero_division=0)),
+        "per_class": {
+            name: {k: float(per_class[name][k]) for k in ("precision", "recall", "f1-score")}
+            | {"support": int(per_class[name]["support"])}
+            for name in labels
+        },
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=ids).tolist(),
+        "labels": list(labels),
+        "size": len(y_true),
+    }
+
+
+def trainer_metrics(labels: Sequence[str]) -> Callable:
+    """``compute_metrics`` for the HF Trainer: accuracy and macro-F1 from logits."""
+
+    def compute(prediction) -> dict[str, float]:
+        y_pred = np.argmax(prediction.predictions, axis=-1)
+        ids = list(range(len(labels)))
+        return {
+            "accuracy": float(accuracy_score(prediction.label_ids, y_pred)),
+            "macro_f1": float(f1_score(prediction.label_ids, y_pred, labels=ids, average="macro", zero_division=0)),
+        }
+
+    return compute
+
+
+def format_report(report: Mapping, title: str) -> str:
+    """Per-class table, averages and the confusion matrix as plain text."""
+    labels = report["labels"]
+    width = max(12, *(len(label) + 2 for label in labels))
+    lines = [f"== {title} ({report['size']} sentences) ==", "label".ljust(width) + "precision   recall       f1  support"]
+    for label in labels:
+        row = report["per_class"][label]
+        lines.append(
+            f"{label.ljust(width)}{row['precision']:9.3f}{row['recall']:9.3f}{row['f1-score']:9.3f}{row['support']:9d}"
+        )
+    lines.append(
+        f"accuracy {report['accuracy']:.3f}   macro-F1 {report['macro_f1']:.3f}   "
+        f"micro-F1 {report['micro_f1']:.3f}   weighted-F1 {report['weighted_f1']:.3f}"
+    )
+    lines.append("confusion matrix (rows = true, columns = predicted)")
+    lines.append(" " * width + "".join(label[:10].rjust(11) for label in labels))
+    for label, row in zip(labels, report["confusion_matrix"]):
+        lines.append(label.ljust(width) + "".join(str(n).rjust(11) for n in row))
+    return "\n".join(lines)
+
+
+def plot_confusion(report: Mapping, path: Path, title: str) -> None:
+    """Confusion matrix as counts and row-normalised, side by side."""
+    matrix = np.array(report["confusion_matrix"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    rows = matrix.sum(axis=1, keepdims=True)
+    normalised = np.divide(matrix, rows, out=np.zeros_like(matrix, dtype=float), where=rows > 0)
+    for ax, values, fmt, name in ((axes[0], matrix, "d", "counts"), (axes[1], normalised, ".2f", "row-normalised")):
+        ConfusionMatrixDisplay(values, display_labels=report["labels"]).plot(
+            ax=ax, values_format=fmt, colorbar=False, cmap="Blues"
+        )
+        ax.set_title(f"{title}: {name}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_per_class(report: Mapping, path: Path, title: str) -> None:
+    """Precision, recall and F1 bars for each label."""
+    labels = report["labels"]
+    x = np.arange(len(labels))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for offset, key in ((-0.27, "precision"), (0, "recall"), (0.27, "f1-score")):
+        ax.bar(x + offset, [report["per_class"][label][key] for label in labels], width=0.27, label=key)
+    ax.set_xticks(x, labels)
+    ax.set_ylim(0, 1.05)
+    ax.set_title(f"{title}: per-class scores (macro-F1 {report['macro_f1']:.3f})")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_history(log_history: Sequence[Mapping], path: Path) -> None:
+    """Training and validation loss, and validation macro-F1, per epoch."""
+    train = [(e["epoch"], e["loss"]) for e in log_history if "loss" in e]
+    evals = [(e["epoch"], e["eval_loss"], e.get("eval_macro_f1")) for e in log_history if "eval_loss" in e]
+    fig, (ax_loss, ax_f1) = plt.subplots(1, 2, figsize=(10, 4))
+    if train:
+        ax_loss.plot(*zip(*train), marker="o", label="train loss")
+    if evals:
+        ax_loss.plot([e[0] for e in evals], [e[1] for e in evals], marker="o", label="validation loss")
+        ax_f1.plot([e[0] for e in evals], [e[2] for e in evals], marker="o", color="tab:green")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_title("loss")
+    ax_loss.legend()
+    ax_f1.set_xlabel("epoch")
+    ax_f1.set_ylim(0, 1.05)
+    ax_f1.set_title("validation macro-F1")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(report: Mapping, folder: Path, name: str) -> str:
+    """Save ``<name>_report.{json,txt}`` and its plots; return the text table."""
+    folder.mkdir(parents=True, exist_ok=True)
+    text = format_report(report, name)
+    (folder / f"{name}_report.txt").write_text(text + "\n")
+    (folder / f"{name}_report.json").write_text(json.dumps(report, indent=2))
+    plot_confusion(report, folder / f"{name}_confusion_matrix.png", name)
+    plot_per_class(report, folder / f"{name}_per_class.png", name)
+    return text
+
+
+def _gold_rows(cfg) -> tuple[list[str], list[str]]:
+    """Texts and gold label names from ``annotations=`` or a split of the saved dataset."""
+    if cfg.annotations:
+        from claimstance.annotations import load_annotations
+
+        rows = load_annotations(cfg.annotations, list(cfg.data.known_labels)).rows
+        return [r.text for r in rows], [r.label for r in rows]
+    from claimstance.dataset import prepare_dataset
+
+    dataset = prepare_dataset(cfg.data)
+    if cfg.split not in dataset:
+        raise ConfigError(f"split={cfg.split} is not in the dataset; choose one of {sorted(dataset)}")
+    part = dataset[cfg.split]
+    names = part.features["label"].names
+    return list(part["text"]), [names[i] for i in part["label"]]
+
+
+@exits_cleanly
+def run(cfg) -> dict:
+    """``scripts/evaluate.py``: score an exported model with the same report as training."""
+    from claimstance.predict import Predictor
+
+    predictor = Predictor(cfg.model_dir, backend=cfg.backend, batch_size=cfg.batch_size)
+    texts, gold = _gold_rows(cfg)
+    keep = [i for i, label in enumerate(gold) if label in predictor.labels]
+    if len(keep) < len(gold):
+        log.info("Left out %d sentence(s) whose label the model does not know", len(gold) - len(keep))
+    if not keep:
+        raise ConfigError(f"none of the gold labels are among the model's labels {predictor.labels}")
+    probs = predictor.predict_proba([texts[i] for i in keep])
+    y_true = [predictor.labels.index(gold[i]) for i in keep]
+    report = score(y_true, probs.argmax(-1).tolist(), predictor.labels)
+    name = "annotations" if cfg.annotations else cfg.split
+    log.info("\n%s", write_report(report, Path(cfg.paths.run_dir), name))
+    return report

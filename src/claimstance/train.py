@@ -1,0 +1,251 @@
+"""Fine-tune a transformer with the HF ``Trainer``, evaluate it and export it: ``train(cfg)``.
+
+The function is the whole job behind ``scripts/train.py``; tests and sweeps call it directly.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+
+import torch
+from datasets import Dataset, DatasetDict
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from transformers import (
+    DataCollatorWithPadding,
+    EarlyStoppingCallback,
+    PreTrainedTokenizerBase,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
+from transformers.trainer_utils import get_last_checkpoint
+
+from claimstance.config import ConfigError, check_config, exits_cleanly
+from claimstance.dataset import check_fractions, prepare_dataset
+from claimstance.export import ExportError, export_model, model_card
+from claimstance.metrics import plot_history, score, trainer_metrics, write_report
+from claimstance.model import max_positions
+from claimstance.predict import default_threads
+
+log = logging.getLogger(__name__)
+
+
+class HistoryCSV(TrainerCallback):
+    """Append every value the Trainer logs to ``metrics_history.csv`` in the run folder."""
+
+    def __init__(self, run_dir: str | Path):
+        self.path = Path(run_dir) / "metrics_history.csv"
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        new = not self.path.exists()
+        with self.path.open("a", newline="") as handle:
+            writer = csv.writer(handle)
+            if new:
+                writer.writerow(["step", "epoch", "name", "value"])
+            for name, value in logs.items():
+                writer.writerow([state.global_step, state.epoch, name, value])
+
+
+def cpu_supports_bf16() -> bool:
+    """True where the CPU has native bf16 matrix instructions (avx512_bf16 / AMX)."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_precision(requested: str, use_cuda: bool, cpu_bf16: bool) -> str:
+    """The precision to train in: ``auto`` picks the fastest supported; unsupported falls back to fp32."""
+    if use_cuda:
+        bf16_ok = torch.cuda.is_bf16_supported()
+        if requested == "auto":
+            return "bf16" if bf16_ok else "fp16"
+        if requested == "bf16" and not bf16_ok:
+            log.warning("trainer.precision=bf16 is not supported by this GPU; using fp32")
+            return "fp32"
+        return requested
+    if requested in ("auto", "bf16") and cpu_bf16:
+        return "bf16"
+    if requested in ("bf16", "fp16"):
+        log.warning("trainer.precision=%s is not supported on this CPU; using fp32", requested)
+    return "fp32"
+
+
+def tokenize(dataset: DatasetDict, tokenizer: PreTrainedTokenizerBase, max_length: int) -> DatasetDict:
+    """Token ids plus a ``length`` column for length-grouped batches; no padding (done per batch).
+
+    ``datasets`` caches the result next to the saved dataset, keyed by the tokenizer and
+    max_length, so an unchanged dataset is tokenized once.
+    """
+    too_long = Counter()
+    for split, part in dataset.items():
+        lengths = tokenizer(list(part["text"]), add_special_tokens=True)["input_ids"]
+        too_long[split] = sum(len(ids) > max_length for ids in lengths)
+    if sum(too_long.values()):
+        log.warning(
+            "%d sentence(s) longer than data.max_length=%d tokens were truncated (%s)",
+            sum(too_long.values()), max_length, ", ".join(f"{s}: {n}" for s, n in too_long.items() if n),
+        )
+
+    def encode(batch: dict) -> dict:
+        encoded = tokenizer(batch["text"], truncation=True, max_length=max_length)
+        encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
+        return encoded
+
+    return dataset.map(encode, batched=True, desc="Tokenizing")
+
+
+def training_arguments(cfg: DictConfig, output_dir: Path) -> tuple[TrainingArguments, str]:
+    """``TrainingArguments`` from ``trainer.args`` (plain containers) plus precision and logger."""
+    args = OmegaConf.to_container(cfg.trainer.args, resolve=True)
+    use_cuda = torch.cuda.is_available() and not args.get("use_cpu", False)
+    precision = resolve_precision(cfg.trainer.precision, use_cuda, cpu_supports_bf16())
+    args.update(
+        use_cpu=not use_cuda,  # bf16 autocast on CPU needs it stated
+        output_dir=str(output_dir),
+        seed=int(cfg.seed),
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        report_to=list(cfg.logger.report_to),
+    )
+    return TrainingArguments(**args), precision
+
+
+def evaluate_split(trainer: Trainer, split: Dataset, labels: list[str]) -> tuple[dict, list[int]]:
+    """scikit-learn report and predicted ids for one split."""
+    output = trainer.predict(split)
+    predicted = output.predictions.argmax(-1).tolist()
+    return score(output.label_ids.tolist(), predicted, labels), predicted
+
+
+def check_model_limits(cfg: DictConfig, model) -> None:
+    """``data.max_length`` must fit the model's position embeddings."""
+    limit = max_positions(model)
+    if int(cfg.data.max_length) > limit:
+        raise ConfigError(f"data.max_length={cfg.data.max_length} exceeds the model's limit of {limit} tokens")
+
+
+def prepare_run(cfg: DictConfig) -> tuple[Path, Path, str | None]:
+    """Run folder, export folder and checkpoint to resume from; refuses to clobber an export."""
+    check_config(cfg)
+    try:
+        check_fractions(cfg.data.split)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+    run_dir = Path(cfg.paths.run_dir)
+    export_dir = Path(cfg.export.dir)
+    if export_dir.exists() and not cfg.overwrite:
+        raise ExportError(f"{export_dir}: an export is already there; pass overwrite=true to replace it")
+    checkpoint = None
+    if cfg.resume_from:
+        checkpoint = get_last_checkpoint(str(run_dir / "checkpoints")) if (run_dir / "checkpoints").is_dir() else None
+        if checkpoint is None:
+            raise ConfigError(f"resume_from={cfg.resume_from}: no checkpoint-* folder under {run_dir / 'checkpoints'}")
+        log.info("Resuming from %s", checkpoint)
+    return run_dir, export_dir, checkpoint
+
+
+def train(cfg: DictConfig) -> dict:
+    """Build the dataset, fine-tune, evaluate on test and challenge, export; return the metrics."""
+    run_dir, export_dir, checkpoint = prepare_run(cfg)
+    threads = cfg.trainer.threads or default_threads()
+    torch.set_num_threads(int(threads))
+    for key, value in (cfg.logger.get("env") or {}).items():
+        os.environ[key] = str(value)
+    args, precision = training_arguments(cfg, run_dir / "checkpoints")
+    labels = list(cfg.data.labels)
+    with args.main_process_first(desc="dataset build"):
+        dataset = prepare_dataset(cfg.data)
+
+    set_seed(int(cfg.seed))  # before the classification head is created
+    model, tokenizer = instantiate(cfg.model, labels=labels)
+    check_model_limits(cfg, model)
+    with args.main_process_first(desc="tokenization"):
+        encoded = tokenize(dataset, tokenizer, int(cfg.data.max_length))
+
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=encoded["train"],
+        eval_dataset=encoded["validation"],
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=trainer_metrics(labels),
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=int(cfg.trainer.early_stopping_patience))]
+        + [instantiate(c, run_dir=run_dir) for c in (cfg.logger.get("callbacks") or {}).values()],
+    )
+    log.info("Training %s on %d sentences, precision %s, %d thread(s)", type(model).__name__, len(encoded["train"]), precision, threads)
+    train_output = trainer.train(resume_from_checkpoint=checkpoint)
+
+    evaluated = {"test": evaluate_split(trainer, encoded["test"], labels)}
+    if "challenge" in encoded:
+        evaluated["challenge"] = evaluate_split(trainer, encoded["challenge"], labels)
+    metrics = {
+        "labels": labels,
+        "precision": precision,
+        "train_runtime_s": round(train_output.metrics["train_runtime"], 1),
+        "train_samples_per_second": train_output.metrics["train_samples_per_second"],
+        "train_loss": train_output.metrics["train_loss"],
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "best_validation_macro_f1": trainer.state.best_metric,
+        **{name: report for name, (report, _) in evaluated.items()},
+    }
+    if not trainer.is_world_process_zero():
+        return metrics
+
+    for name, (report, predicted) in evaluated.items():
+        log.info("\n%s", write_report(report, run_dir, name))
+        write_predictions_table(dataset[name], predicted, labels, run_dir / f"{name}_predictions.jsonl")
+    plot_history(trainer.state.log_history, run_dir / "training_curves.png")
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+
+    config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
+    summary = json.loads((Path(cfg.data.output_dir) / "summary.json").read_text())
+    card = model_card(cfg, metrics, summary)
+    checks = export_model(
+        trainer.model,
+        tokenizer,
+        export_dir,
+        files={"README.md": card, "metrics.json": json.dumps(metrics, indent=2), "training_config.yaml": config_yaml},
+        sample_texts=list(dataset["test"]["text"])[:256],
+        onnx=bool(cfg.export.onnx),
+        int8=bool(cfg.export.int8),
+        overwrite=bool(cfg.overwrite),
+    )
+    metrics["export"] = {"dir": str(export_dir), **checks}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    log.info("\n%s", final_table(metrics))
+    log.info("Exported model: %s", export_dir)
+    return metrics
+
+
+def write_predictions_table(split: Dataset, predicted: list[int], labels: list[str], path: Path) -> None:
+    """Every evaluated sentence with its gold and predicted label, for error analysis."""
+    with path.open("w", encoding="utf-8") as handle:
+        for row, guess in zip(split, predicted):
+            record = {"id": row["id"], "domain": row["domain"], "text": row["text"], "gold": labels[row["label"]], "predicted": labels[guess]}
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def final_table(metrics: dict) -> str:
+    """The closing summary: macro-F1 and accuracy for each evaluated split."""
+    rows = [f"{'split':<12}{'macro-F1':>10}{'accuracy':>10}{'size':>7}"]
+    for name in ("test", "challenge"):
+        if name in metrics:
+            report = metrics[name]
+            rows.append(f"{name:<12}{report['macro_f1']:>10.3f}{report['accuracy']:>10.3f}{report['size']:>7}")
+    rows.append(f"training: {metrics['train_runtime_s']} s, {metrics['train_samples_per_second']:.1f} samples/s, {metrics['precision']}")
+    return "\n".join(rows)
+
+
+
+@exits_cleanly
+def run(cfg: DictConfig) -> float:
+    """``scripts/train.py``: train, and return validation macro-F1 as the sweep objective."""
+    return float(train(cfg)["best_validation_macro_f1"])
