@@ -91,9 +91,7 @@ def _parse_line(line: str, where: str, known_labels: Sequence[str]) -> tuple[Ann
         if name not in record:
             problems.append(f"{where}: missing required field '{name}'")
         elif not isinstance(record[name], str):
-            problems.append(
-                f"{where}: field '{name}' must be a string, got {type(record[name]).__name__} {record[name]!r}"
-            )
+            problems.append(f"{where}: field '{name}' must be a string, got {type(record[name]).__name__} {record[name]!r}")
         elif not record[name].strip():
             problems.append(f"{where}: field '{name}' is empty or whitespace")
     for name in OPTIONAL_FIELDS:
@@ -101,7 +99,9 @@ def _parse_line(line: str, where: str, known_labels: Sequence[str]) -> tuple[Ann
             problems.append(f"{where}: optional field '{name}' must be a string or absent")
     unknown = sorted(set(record) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
     if unknown:
-        problems.append(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(REQUIRED_FIELDS + OPTIONAL_FIELDS)}")
+        problems.append(
+            f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(REQUIRED_FIELDS + OPTIONAL_FIELDS)}"
+        )
     label = record.get("label")
     if isinstance(label, str) and label.strip() and label not in known_labels:
         hint = next((k for k in known_labels if k == label.strip().casefold()), None)
@@ -109,9 +109,7 @@ def _parse_line(line: str, where: str, known_labels: Sequence[str]) -> tuple[Ann
         problems.append(f"{where}: unknown label {label!r}; {fix}")
     if problems:
         return None, problems
-    return Annotation(
-        where=where, **{k: record[k] for k in REQUIRED_FIELDS}, **{k: record.get(k) for k in OPTIONAL_FIELDS}
-    ), []
+    return Annotation(where=where, **{k: record[k] for k in REQUIRED_FIELDS}, **{k: record.get(k) for k in OPTIONAL_FIELDS}), []
 
 
 def _read_lines(path: Path) -> tuple[list[tuple[int, str]], list[str]]:
@@ -121,7 +119,7 @@ def _read_lines(path: Path) -> tuple[list[tuple[int, str]], list[str]]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
-        return [], [f"{path}:{line}: invalid UTF-8 byte {raw[err.start:err.start + 1]!r}; save the file as UTF-8"]
+        return [], [f"{path}:{line}: invalid UTF-8 byte {raw[err.start : err.start + 1]!r}; save the file as UTF-8"]
     lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
     if not lines:
         return [], [f"{path}: file is empty; add one JSON object per line or remove the file"]

@@ -16,7 +16,16 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from datasets import ClassLabel, disable_progress_bars, enable_progress_bars, Dataset, DatasetDict, Features, Value, load_from_disk
+from datasets import (
+    ClassLabel,
+    Dataset,
+    DatasetDict,
+    Features,
+    Value,
+    disable_progress_bars,
+    enable_progress_bars,
+    load_from_disk,
+)
 from sklearn.model_selection import train_test_split
 
 from claimstance.annotations import Annotation, AnnotationError, LoadResult, annotation_files, load_annotations
@@ -49,7 +58,9 @@ def check_label_counts(rows: Sequence[Annotation], labels: Sequence[str], fracti
     problems = []
     for label in labels:
         if counts[label] == 0:
-            problems.append(f"{where}: label '{label}' is in data.labels but has no examples; annotate some or remove it from data.labels")
+            problems.append(
+                f"{where}: label '{label}' is in data.labels but has no examples; annotate some or remove it from data.labels"
+            )
         elif counts[label] < needed:
             problems.append(
                 f"{where}: label '{label}' has {counts[label]} example(s); a stratified split with fractions "
@@ -60,13 +71,11 @@ def check_label_counts(rows: Sequence[Annotation], labels: Sequence[str], fracti
 
 
 def split_rows(rows: Sequence[Annotation], fractions: Mapping[str, float], seed: int) -> dict[str, list[Annotation]]:
-    """Seeded split stratified by label, in two scikit-learn steps (test, then validation)."""
+    """Seeded split stratified by label, in two scikit-learn steps (test, then validation), sizes rounded."""
     labels = [row.label for row in rows]
-    rest, test = train_test_split(list(rows), test_size=fractions["test"], stratify=labels, random_state=seed)
-    val_share = fractions["validation"] / (fractions["train"] + fractions["validation"])
-    train, validation = train_test_split(
-        rest, test_size=val_share, stratify=[row.label for row in rest], random_state=seed
-    )
+    n_test, n_validation = (max(1, round(fractions[name] * len(rows))) for name in ("test", "validation"))
+    rest, test = train_test_split(list(rows), test_size=n_test, stratify=labels, random_state=seed)
+    train, validation = train_test_split(rest, test_size=n_validation, stratify=[row.label for row in rest], random_state=seed)
     return {"train": train, "validation": validation, "test": test}
 
 
@@ -123,7 +132,9 @@ def check_fractions(fractions: Mapping[str, float]) -> None:
     if set(fractions) != set(SPLITS):
         raise ValueError(f"data.split must have exactly the keys {SPLITS}, got {sorted(fractions)}")
     if any(v <= 0 for v in fractions.values()) or not math.isclose(sum(fractions.values()), 1.0, abs_tol=1e-6):
-        raise ValueError(f"data.split fractions must be > 0 and sum to 1, got {dict(fractions)} (sum {sum(fractions.values()):.3f})")
+        raise ValueError(
+            f"data.split fractions must be > 0 and sum to 1, got {dict(fractions)} (sum {sum(fractions.values()):.3f})"
+        )
 
 
 def build_dataset(data_cfg: Mapping) -> tuple[DatasetDict, dict]:
@@ -147,7 +158,9 @@ def build_dataset(data_cfg: Mapping) -> tuple[DatasetDict, dict]:
         challenge_rows, challenge_left_out = select_labels(challenge.rows, labels)
         leaked = {normalise_text(r.text) for r in rows} & {normalise_text(r.text) for r in challenge_rows}
         if leaked:
-            raise AnnotationError([f"{data_cfg['challenge']}: {len(leaked)} challenge sentence(s) also in the training annotations, e.g. {sorted(leaked)[0]!r}"])
+            example = sorted(leaked)[0]
+            where = f"{data_cfg['challenge']}: {len(leaked)} challenge sentence(s)"
+            raise AnnotationError([f"{where} also in the training annotations, e.g. {example!r}; remove them from one side"])
         parts["challenge"] = to_dataset(challenge_rows, labels)
         files += challenge.files
     dataset = DatasetDict(parts)

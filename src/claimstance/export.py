@@ -204,7 +204,10 @@ def model_card(cfg, metrics: Mapping, data_summary: Mapping) -> str:
         "",
         "| split | " + " | ".join(labels) + " | total |",
         "|---|" + "---|" * (len(labels) + 1),
-        *[f"| {s} | " + " | ".join(str(counts[s][label]) for label in labels) + f" | {counts[s]['total']} |" for s in split_names],
+        *[
+            f"| {s} | " + " | ".join(str(counts[s][label]) for label in labels) + f" | {counts[s]['total']} |"
+            for s in split_names
+        ],
         "",
         "The challenge split was written apart from the training sentences and is never used for training or model",
         "selection: it is the honest estimate of quality on new text.",

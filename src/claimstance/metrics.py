@@ -32,9 +32,7 @@ log = logging.getLogger(__name__)
 def score(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -> dict:
     """Accuracy, macro/micro/weighted F1, per-class P/R/F1/support and the confusion matrix."""
     ids = list(range(len(labels)))
-    per_class = classification_report(
-        y_true, y_pred, labels=ids, target_names=list(labels), output_dict=True, zero_division=0
-    )
+    per_class = classification_report(y_true, y_pred, labels=ids, target_names=list(labels), output_dict=True, zero_division=0)
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "macro_f1": float(f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0)),
@@ -72,16 +70,14 @@ def format_report(report: Mapping, title: str) -> str:
     lines = [f"== {title} ({report['size']} sentences) ==", "label".ljust(width) + "precision   recall       f1  support"]
     for label in labels:
         row = report["per_class"][label]
-        lines.append(
-            f"{label.ljust(width)}{row['precision']:9.3f}{row['recall']:9.3f}{row['f1-score']:9.3f}{row['support']:9d}"
-        )
+        lines.append(f"{label.ljust(width)}{row['precision']:9.3f}{row['recall']:9.3f}{row['f1-score']:9.3f}{row['support']:9d}")
     lines.append(
         f"accuracy {report['accuracy']:.3f}   macro-F1 {report['macro_f1']:.3f}   "
         f"micro-F1 {report['micro_f1']:.3f}   weighted-F1 {report['weighted_f1']:.3f}"
     )
     lines.append("confusion matrix (rows = true, columns = predicted)")
     lines.append(" " * width + "".join(label[:10].rjust(11) for label in labels))
-    for label, row in zip(labels, report["confusion_matrix"]):
+    for label, row in zip(labels, report["confusion_matrix"], strict=True):
         lines.append(label.ljust(width) + "".join(str(n).rjust(11) for n in row))
     return "\n".join(lines)
 
@@ -124,7 +120,7 @@ def plot_history(log_history: Sequence[Mapping], path: Path) -> None:
     evals = [(e["epoch"], e["eval_loss"], e.get("eval_macro_f1")) for e in log_history if "eval_loss" in e]
     fig, (ax_loss, ax_f1) = plt.subplots(1, 2, figsize=(10, 4))
     if train:
-        ax_loss.plot(*zip(*train), marker="o", label="train loss")
+        ax_loss.plot(*zip(*train, strict=True), marker="o", label="train loss")
     if evals:
         ax_loss.plot([e[0] for e in evals], [e[1] for e in evals], marker="o", label="validation loss")
         ax_f1.plot([e[0] for e in evals], [e[2] for e in evals], marker="o", color="tab:green")

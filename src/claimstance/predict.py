@@ -116,7 +116,7 @@ class Predictor:
         """``{"text", "label", "score", "probabilities"}`` for each sentence, in input order."""
         if isinstance(texts, str):
             texts = [texts]
-        return [self._record(text, row) for text, row in zip(texts, self.predict_proba(texts))]
+        return [self._record(text, row) for text, row in zip(texts, self.predict_proba(texts), strict=True)]
 
     def predict_stream(self, texts: Iterable[str], chunk_size: int = 4096) -> Iterator[dict]:
         """Predict an iterable of any length holding at most ``chunk_size`` sentences at a time."""
@@ -130,7 +130,7 @@ class Predictor:
             "text": text,
             "label": self.labels[best],
             "score": round(float(row[best]), 6),
-            "probabilities": {label: round(float(p), 6) for label, p in zip(self.labels, row)},
+            "probabilities": {label: round(float(p), 6) for label, p in zip(self.labels, row, strict=True)},
         }
 
 
@@ -145,7 +145,9 @@ def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
             try:
                 yield number, raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as err:
-                raise InputError(f"{path}:{number}: invalid UTF-8 byte at column {err.start + 1}; save the file as UTF-8") from err
+                raise InputError(
+                    f"{path}:{number}: invalid UTF-8 byte at column {err.start + 1}; save the file as UTF-8"
+                ) from err
 
 
 def read_inputs(path: str | Path, input_format: str = "auto") -> Iterator[str]:
@@ -213,7 +215,7 @@ def write_predictions(records: Iterable[dict], output: str | Path) -> int:
 def run(cfg) -> int:
     """``scripts/predict.py``: predict ``text=`` or ``input=FILE`` and write JSON lines."""
     if (cfg.text is None) == (cfg.input is None):
-        raise InputError("give exactly one of text=\"...\" or input=FILE")
+        raise InputError('give exactly one of text="..." or input=FILE')
     if cfg.text is not None and not str(cfg.text).strip():
         raise InputError("text is empty; give a sentence to label")
     predictor = Predictor(

@@ -90,7 +90,9 @@ def tokenize(dataset: DatasetDict, tokenizer: PreTrainedTokenizerBase, max_lengt
     if sum(too_long.values()):
         log.warning(
             "%d sentence(s) longer than data.max_length=%d tokens were truncated (%s)",
-            sum(too_long.values()), max_length, ", ".join(f"{s}: {n}" for s, n in too_long.items() if n),
+            sum(too_long.values()),
+            max_length,
+            ", ".join(f"{s}: {n}" for s, n in too_long.items() if n),
         )
 
     def encode(batch: dict) -> dict:
@@ -180,7 +182,9 @@ def train(cfg: DictConfig) -> dict:
         callbacks=[EarlyStoppingCallback(early_stopping_patience=int(cfg.trainer.early_stopping_patience))]
         + [instantiate(c, run_dir=run_dir) for c in (cfg.logger.get("callbacks") or {}).values()],
     )
-    log.info("Training %s on %d sentences, precision %s, %d thread(s)", type(model).__name__, len(encoded["train"]), precision, threads)
+    log.info(
+        "Training %s on %d sentences, precision %s, %d thread(s)", type(model).__name__, len(encoded["train"]), precision, threads
+    )
     train_output = trainer.train(resume_from_checkpoint=checkpoint)
 
     evaluated = {"test": evaluate_split(trainer, encoded["test"], labels)}
@@ -228,8 +232,14 @@ def train(cfg: DictConfig) -> dict:
 def write_predictions_table(split: Dataset, predicted: list[int], labels: list[str], path: Path) -> None:
     """Every evaluated sentence with its gold and predicted label, for error analysis."""
     with path.open("w", encoding="utf-8") as handle:
-        for row, guess in zip(split, predicted):
-            record = {"id": row["id"], "domain": row["domain"], "text": row["text"], "gold": labels[row["label"]], "predicted": labels[guess]}
+        for row, guess in zip(split, predicted, strict=True):
+            record = {
+                "id": row["id"],
+                "domain": row["domain"],
+                "text": row["text"],
+                "gold": labels[row["label"]],
+                "predicted": labels[guess],
+            }
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
@@ -240,9 +250,10 @@ def final_table(metrics: dict) -> str:
         if name in metrics:
             report = metrics[name]
             rows.append(f"{name:<12}{report['macro_f1']:>10.3f}{report['accuracy']:>10.3f}{report['size']:>7}")
-    rows.append(f"training: {metrics['train_runtime_s']} s, {metrics['train_samples_per_second']:.1f} samples/s, {metrics['precision']}")
+    rows.append(
+        f"training: {metrics['train_runtime_s']} s, {metrics['train_samples_per_second']:.1f} samples/s, {metrics['precision']}"
+    )
     return "\n".join(rows)
-
 
 
 @exits_cleanly
