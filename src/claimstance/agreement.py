@@ -1,0 +1,84 @@
+"""Inter-annotator agreement: draw a seeded blind sample, then score a second pass against the corpus."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from sklearn.metrics import cohen_kappa_score, confusion_matrix
+
+from claimstance.annotations import Annotation, AnnotationError, load_annotations
+from claimstance.config import exits_cleanly
+
+log = logging.getLogger(__name__)
+
+
+def draw_sample(rows: Sequence[Annotation], size: int, seed: int) -> list[dict]:
+    """A seeded random sample as ``{id, text}`` only: the second annotator never sees a label."""
+    picked = random.Random(seed).sample(list(rows), size)
+    return [{"id": row.id, "text": row.text} for row in picked]
+
+
+def agreement(first: Mapping[str, str], second: Mapping[str, str], labels: Sequence[str]) -> dict:
+    """Cohen's kappa, raw agreement and the confusion between two passes over the same ids."""
+    ids = sorted(second)
+    a = [first[i] for i in ids]
+    b = [second[i] for i in ids]
+    return {
+        "size": len(ids),
+        "raw_agreement": sum(x == y for x, y in zip(a, b, strict=True)) / len(ids),
+        "cohen_kappa": float(cohen_kappa_score(a, b, labels=list(labels))),
+        "labels": list(labels),
+        "confusion_first_rows_second_columns": confusion_matrix(a, b, labels=list(labels)).tolist(),
+        "disagreements": [{"id": i, "first": first[i], "second": second[i]} for i in ids if first[i] != second[i]],
+    }
+
+
+def read_second_pass(path: Path, labels: Sequence[str]) -> dict[str, str]:
+    """``{id: label}`` from the second annotator's JSONL, validated line by line."""
+    labelled, problems = {}, []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            problems.append(f"{path}:{number}: malformed JSON ({err.msg})")
+            continue
+        if record.get("label") not in labels:
+            problems.append(f"{path}:{number}: label must be one of {', '.join(labels)}")
+        else:
+            labelled[record["id"]] = record["label"]
+    if problems:
+        raise AnnotationError(problems)
+    return labelled
+
+
+@exits_cleanly
+def run(cfg) -> dict | None:
+    """``scripts/agreement.py``: ``action=draw`` writes the blind sample, ``action=score`` the report."""
+    labels = list(cfg.data.known_labels)
+    rows = load_annotations(cfg.data.annotations, labels).rows
+    folder = Path(cfg.folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if cfg.action == "draw":
+        sample = draw_sample(rows, int(cfg.sample_size), int(cfg.seed))
+        (folder / "blind_sample.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in sample))
+        log.info("Wrote %d unlabelled sentences to %s", len(sample), folder / "blind_sample.jsonl")
+        return None
+    first = {row.id: row.label for row in rows}
+    second = read_second_pass(folder / "second_pass.jsonl", labels)
+    unknown = sorted(set(second) - set(first))
+    if unknown:
+        raise AnnotationError([f"{folder / 'second_pass.jsonl'}: ids not in the corpus: {', '.join(unknown[:5])}"])
+    report = agreement(first, second, labels)
+    (folder / "agreement.json").write_text(json.dumps(report, indent=2))
+    header = "first \\ second".ljust(16) + "".join(label.rjust(12) for label in labels)
+    matrix = [label.ljust(16) + "".join(str(n).rjust(12) for n in row) for label, row in
+              zip(labels, report["confusion_first_rows_second_columns"], strict=True)]
+    log.info("Cohen's kappa %.3f, raw agreement %.3f on %d sentences", report["cohen_kappa"], report["raw_agreement"], report["size"])
+    log.info("\n%s", "\n".join([header, *matrix]))
+    return report
