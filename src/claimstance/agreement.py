@@ -77,8 +77,12 @@ def run(cfg) -> dict | None:
     report = agreement(first, second, labels)
     (folder / "agreement.json").write_text(json.dumps(report, indent=2))
     header = "first \\ second".ljust(16) + "".join(label.rjust(12) for label in labels)
-    matrix = [label.ljust(16) + "".join(str(n).rjust(12) for n in row) for label, row in
-              zip(labels, report["confusion_first_rows_second_columns"], strict=True)]
-    log.info("Cohen's kappa %.3f, raw agreement %.3f on %d sentences", report["cohen_kappa"], report["raw_agreement"], report["size"])
+    matrix = [
+        label.ljust(16) + "".join(str(n).rjust(12) for n in row)
+        for label, row in zip(labels, report["confusion_first_rows_second_columns"], strict=True)
+    ]
+    log.info(
+        "Cohen's kappa %.3f, raw agreement %.3f on %d sentences", report["cohen_kappa"], report["raw_agreement"], report["size"]
+    )
     log.info("\n%s", "\n".join([header, *matrix]))
     return report

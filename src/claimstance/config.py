@@ -81,18 +81,31 @@ def exits_cleanly(entry: Callable) -> Callable:
     return wrapper
 
 
+def _positive_number(value, key: str, problems: list[str], minimum: float = 0.0, integer: bool = False) -> None:
+    """Append a problem unless ``value`` is a number (an integer if asked) above ``minimum``."""
+    wanted = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, wanted):
+        kind = "an integer" if integer else "a number"
+        problems.append(f"{key} must be {kind}, got {type(value).__name__} {value!r}")
+    elif value <= minimum:
+        problems.append(f"{key} must be > {minimum:g}, got {value}")
+
+
 def check_config(cfg: DictConfig) -> None:
-    """Reject values that would fail late or silently: fractions, learning rate, lengths, precision."""
-    problems = []
+    """Reject values that would fail late or silently: types and ranges of the main knobs, precision, split."""
+    problems: list[str] = []
     args: Mapping = cfg.trainer.args
-    if float(args.get("learning_rate", 1.0)) <= 0:
-        problems.append(f"trainer.args.learning_rate must be > 0, got {args.learning_rate}")
-    for key in ("num_train_epochs", "per_device_train_batch_size", "per_device_eval_batch_size"):
-        if key in args and float(args[key]) <= 0:
-            problems.append(f"trainer.args.{key} must be > 0, got {args[key]}")
+    _positive_number(args.get("learning_rate", 1.0), "trainer.args.learning_rate", problems)
+    _positive_number(args.get("num_train_epochs", 1), "trainer.args.num_train_epochs", problems)
+    for key in ("per_device_train_batch_size", "per_device_eval_batch_size"):
+        _positive_number(args.get(key, 1), f"trainer.args.{key}", problems, integer=True)
     if cfg.trainer.precision not in ("auto", "fp32", "bf16", "fp16"):
         problems.append(f"trainer.precision must be auto, fp32, bf16 or fp16, got {cfg.trainer.precision!r}")
-    if int(cfg.data.max_length) < 8:
-        problems.append(f"data.max_length must be at least 8 tokens, got {cfg.data.max_length}")
+    _positive_number(cfg.data.max_length, "data.max_length", problems, minimum=7, integer=True)
+    split = cfg.data.split
+    if set(split) != {"train", "validation", "test"}:
+        problems.append(f"data.split must have the keys train, validation, test; got {sorted(split)}")
+    elif any(not isinstance(v, (int, float)) or v <= 0 for v in split.values()) or abs(sum(split.values()) - 1) > 1e-6:
+        problems.append(f"data.split fractions must be numbers > 0 that sum to 1, got {dict(split)}")
     if problems:
         raise ConfigError("Invalid config:\n" + "\n".join(f"  {p}" for p in problems))

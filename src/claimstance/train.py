@@ -28,7 +28,7 @@ from transformers import (
 from transformers.trainer_utils import get_last_checkpoint
 
 from claimstance.config import ConfigError, check_config, exits_cleanly
-from claimstance.dataset import check_fractions, prepare_dataset
+from claimstance.dataset import prepare_dataset
 from claimstance.export import ExportError, export_model, model_card
 from claimstance.metrics import plot_history, score, trainer_metrics, write_report
 from claimstance.model import max_positions
@@ -136,10 +136,6 @@ def check_model_limits(cfg: DictConfig, model) -> None:
 def prepare_run(cfg: DictConfig) -> tuple[Path, Path, str | None]:
     """Run folder, export folder and checkpoint to resume from; refuses to clobber an export."""
     check_config(cfg)
-    try:
-        check_fractions(cfg.data.split)
-    except ValueError as err:
-        raise ConfigError(str(err)) from err
     run_dir = Path(cfg.paths.run_dir)
     export_dir = Path(cfg.export.dir)
     if export_dir.exists() and not cfg.overwrite:

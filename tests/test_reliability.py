@@ -1,0 +1,168 @@
+"""Promises a user relies on: resume after SIGKILL, determinism, atomic export, no clobbering, clean failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, TINY, corpus_sample, run_script, write_jsonl
+
+from claimstance.export import ExportError, check_export
+
+EPOCHS = 6
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("rel")
+    write_jsonl(base / "ann" / "corpus.jsonl", corpus_sample(40))
+    return base
+
+
+def train_args(corpus: Path, run: Path, *extra: str) -> list[str]:
+    return [
+        *TINY,
+        f"trainer.args.num_train_epochs={EPOCHS}",
+        "trainer.early_stopping_patience=100",
+        "export.onnx=false",
+        f"data.annotations={corpus}/ann",
+        "data.challenge=null",
+        f"data.output_dir={corpus}/processed",
+        f"paths.output_dir={corpus}/outputs",
+        f"hydra.run.dir={run}",
+        *extra,
+    ]
+
+
+def outcome(run: Path) -> tuple[dict, list[str]]:
+    metrics = json.loads((run / "metrics.json").read_text())
+    predictions = (run / "test_predictions.jsonl").read_text().splitlines()
+    return metrics["test"], predictions
+
+
+@pytest.fixture(scope="module")
+def straight_run(corpus) -> Path:
+    run = corpus / "straight"
+    result = run_script("train.py", *train_args(corpus, run))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return run
+
+
+def test_same_seed_gives_identical_predictions_and_metrics(corpus, straight_run):
+    again = corpus / "again"
+    assert run_script("train.py", *train_args(corpus, again)).returncode == 0
+    assert outcome(again) == outcome(straight_run)
+
+
+def test_training_seed_does_not_change_the_split(corpus, straight_run):
+    other = corpus / "seed7"
+    assert run_script("train.py", *train_args(corpus, other, "seed=7")).returncode == 0
+    ids = [json.loads(line)["id"] for line in outcome(other)[1]]
+    assert ids == [json.loads(line)["id"] for line in outcome(straight_run)[1]]
+    assert (
+        json.loads((other / "metrics.json").read_text())["train_loss"]
+        != json.loads((straight_run / "metrics.json").read_text())["train_loss"]
+    )
+
+
+def test_killed_run_resumes_to_the_same_result(corpus, straight_run):
+    run = corpus / "killed"
+    env = os.environ | {"HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), *train_args(corpus, run)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    deadline = time.monotonic() + 120
+    while not list(run.glob("checkpoints/checkpoint-*/trainer_state.json")):
+        assert process.poll() is None, "training ended before a checkpoint could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (run / "metrics.json").exists() and not (run / "model").exists()
+
+    result = run_script("train.py", *train_args(corpus, run, f"resume_from={run}"))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Resuming from" in (run / "train.log").read_text()
+    assert outcome(run) == outcome(straight_run)
+
+
+def test_existing_export_is_not_overwritten_without_permission(corpus, straight_run):
+    target = straight_run / "model"
+    before = (target / "model.safetensors").stat().st_mtime_ns
+    result = run_script("train.py", *train_args(corpus, corpus / "clobber", f"export.dir={target}"))
+    assert result.returncode == 2
+    assert "an export is already there; pass overwrite=true" in result.stdout + result.stderr
+    assert (target / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_concurrent_runs_get_distinct_folders():
+    code = "import claimstance.config as c; print(c.run_dir(None, 'out'))"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    folders = {p.communicate()[0].strip() for p in procs}
+    assert len(folders) == 3
+
+
+def test_resume_without_checkpoint_is_a_clear_error(corpus, tmp_path):
+    result = run_script("train.py", *train_args(corpus, tmp_path / "empty", f"resume_from={tmp_path / 'empty'}"))
+    assert result.returncode == 2
+    assert "no checkpoint-* folder under" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def corrupt_copy(source: Path, target: Path, damage) -> Path:
+    shutil.copytree(source, target)
+    damage(target)
+    return target
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda d: (d / "model.safetensors").unlink(), "weights file model.safetensors is missing"),
+        (
+            lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:5000]),
+            "unreadable or truncated",
+        ),
+        (
+            lambda d: (d / "config.json").write_text(
+                json.dumps(
+                    {k: v for k, v in json.loads((d / "config.json").read_text()).items() if k not in ("id2label", "label2id")}
+                )
+            ),
+            "no label names in id2label",
+        ),
+        (lambda d: (d / "config.json").unlink(), "config.json is missing"),
+        (lambda d: (d / "tokenizer_config.json").unlink(), "tokenizer file tokenizer_config.json is missing"),
+    ],
+)
+def test_incomplete_or_corrupt_export_is_named(tiny_export, tmp_path, damage, message):
+    broken = corrupt_copy(tiny_export, tmp_path / "broken", damage)
+    with pytest.raises(ExportError, match=message):
+        check_export(broken)
+
+
+def test_failed_export_leaves_nothing_behind(tiny_export, tmp_path, monkeypatch):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    import claimstance.export as export
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(tiny_export))
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_export))
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(export, "export_onnx", crash)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export.export_model(model, tokenizer, tmp_path / "model", files={}, sample_texts=["a"], onnx=True)
+    assert list(tmp_path.iterdir()) == []
