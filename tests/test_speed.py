@@ -1,0 +1,284 @@
+"""Speed features that must stay correct: precision choice, cached tokenization, the ONNX parity
+check, length-sorted prediction, streaming, and the benchmark's own bookkeeping. Nothing is timed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tracemalloc
+from itertools import count, islice
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from conftest import CONFIGS, compose_train, corpus_sample, write_jsonl
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from transformers import AutoTokenizer, set_seed
+
+from claimstance import bench, export, train
+from claimstance.config import minilm_dir
+from claimstance.dataset import prepare_dataset
+from claimstance.export import ONNX_FILE, ONNX_INT8_FILE, ExportError, export_model, verify_onnx
+from claimstance.predict import InputError, Predictor, read_inputs
+
+LABELS = ["commitment", "caution", "request"]
+TEXTS = [row["text"] for row in corpus_sample(8)] + ["Talks resume.", "No."]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """The randomly initialised model of configs/model/tiny.yaml and its tokenizer."""
+    set_seed(0)
+    return instantiate(OmegaConf.load(CONFIGS / "model" / "tiny.yaml"), labels=LABELS)
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tiny, tmp_path_factory) -> Path:
+    """The tiny model exported with ONNX and int8 ONNX, as train.py exports."""
+    model, tokenizer = tiny
+    target = tmp_path_factory.mktemp("export") / "model"
+    export_model(model, tokenizer, target, files={}, sample_texts=TEXTS, onnx=True, int8=True)
+    return target
+
+
+# --- precision -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "requested, cpu_bf16, expected",
+    [("auto", False, "fp32"), ("bf16", False, "fp32"), ("fp16", False, "fp32"), ("auto", True, "bf16"), ("fp32", True, "fp32")],
+)
+def test_cpu_precision_falls_back_to_fp32_without_bf16(requested, cpu_bf16, expected):
+    assert train.resolve_precision(requested, use_cuda=False, cpu_bf16=cpu_bf16) == expected
+
+
+def test_default_trainer_config_is_fast_and_fp32_where_bf16_is_missing(tmp_path, monkeypatch):
+    cfg = compose_train(["model=tiny"], tmp_path)
+    assert cfg.trainer.precision == "auto" and cfg.trainer.args.train_sampling_strategy == "group_by_length"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(train, "cpu_supports_bf16", lambda: False)
+    args, precision = train.training_arguments(cfg, tmp_path / "checkpoints")
+    assert precision == "fp32" and not args.bf16 and not args.fp16
+
+
+# --- cached tokenization ---------------------------------------------------------------------
+
+
+def cache_files(folder: Path) -> set[Path]:
+    return set(folder.glob("*/cache-*.arrow"))
+
+
+def test_tokenization_is_cached_until_tokenizer_or_annotations_change(tmp_path, small_corpus, caplog):
+    data = compose_train([f"data.annotations={small_corpus}", "data.challenge=null"], tmp_path).data
+    prepare_dataset(data)
+    folder = Path(data.output_dir)
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
+
+    first = train.tokenize(prepare_dataset(data), tokenizer, 16)
+    made = cache_files(folder)
+    assert len(made) == 3 and first["train"].cache_files[0]["filename"] in {str(p) for p in made}
+    assert set(first["train"].column_names) >= {"input_ids", "attention_mask", "length", "truncated"}
+    assert max(first["train"]["length"]) <= 16
+    stamps = {p: p.stat().st_mtime_ns for p in made}
+
+    caplog.clear()
+    again = train.tokenize(prepare_dataset(data), AutoTokenizer.from_pretrained(minilm_dir()), 16)
+    assert cache_files(folder) == made and all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+    assert list(again["train"]["input_ids"]) == list(first["train"]["input_ids"])
+    truncated = sum(sum(part["truncated"]) for part in again.values())
+    assert truncated > 0 and f"{truncated} sentence(s) longer than data.max_length=16" in caplog.text
+
+    tokenizer.add_tokens(["brusselsxyz"])
+    train.tokenize(prepare_dataset(data), tokenizer, 16)
+    assert len(cache_files(folder) - made) == 3
+
+    changed = small_corpus / "a.jsonl"
+    rows = [json.loads(line) for line in changed.read_text().splitlines()]
+    rows[0]["text"] = "Brussels vowed to publish the rules next week."
+    write_jsonl(changed, rows)
+    prepare_dataset(data)  # rebuilds: the old folder and its caches go
+    rebuilt = train.tokenize(prepare_dataset(data), tokenizer, 16)
+    assert not cache_files(folder) & made
+    assert "Brussels vowed to publish the rules next week." in [t for part in rebuilt.values() for t in part["text"]]
+
+
+# --- ONNX export and its parity check --------------------------------------------------------
+
+
+def test_export_writes_dynamic_opset17_onnx_and_int8_with_figures(tiny_dir):
+    graph = onnx.load(str(tiny_dir / ONNX_FILE))
+    assert max(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    for tensor in graph.graph.input:
+        batch, sequence = tensor.type.tensor_type.shape.dim
+        assert batch.dim_param and sequence.dim_param  # named, hence dynamic
+    checks = json.loads((tiny_dir / "export_checks.json").read_text())
+    assert checks["onnx"]["label_agreement"] == 1.0 and checks["onnx"]["max_prob_diff"] < 1e-4
+    assert (tiny_dir / ONNX_INT8_FILE).is_file() and 0.0 <= checks["onnx_int8"]["label_agreement"] <= 1.0
+
+
+def test_export_fails_and_leaves_nothing_when_onnx_disagrees(tiny, tmp_path, monkeypatch):
+    real_export = export.export_onnx
+
+    def export_other_weights(model, tokenizer, path):
+        with torch.no_grad():
+            model.classifier.bias += torch.tensor([4.0, 0.0, -4.0])
+        real_export(model, tokenizer, path)
+
+    monkeypatch.setattr(export, "export_onnx", export_other_weights)
+    with pytest.raises(ExportError, match="disagrees with PyTorch"):
+        export_model(*tiny, tmp_path / "model", files={}, sample_texts=TEXTS)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("drift, passes", [(5e-5, True), (2e-4, False)])
+def test_parity_check_bounds_probability_drift_even_with_identical_labels(tiny_dir, monkeypatch, drift, passes):
+    original = Predictor.predict_proba
+
+    def drifting(self, texts):
+        probs = original(self, texts)
+        return probs + drift if self.backend == "onnx" else probs  # same argmax, shifted probabilities
+
+    monkeypatch.setattr(Predictor, "predict_proba", drifting)
+    if passes:
+        assert verify_onnx(tiny_dir, TEXTS, ONNX_FILE, tolerance=1e-4)["label_agreement"] == 1.0
+    else:
+        with pytest.raises(ExportError, match="max probability difference"):
+            verify_onnx(tiny_dir, TEXTS, ONNX_FILE, tolerance=1e-4)
+
+
+# --- Predictor -------------------------------------------------------------------------------
+
+
+def test_auto_backend_is_onnx_when_exported_else_torch(tiny_dir, tmp_path):
+    assert Predictor(tiny_dir).backend == "onnx"
+    plain = shutil.copytree(tiny_dir, tmp_path / "plain", ignore=shutil.ignore_patterns("*.onnx"))
+    assert Predictor(plain).backend == "torch"
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_batches_are_sorted_by_tokens_padded_to_their_longest_and_answers_keep_input_order(tiny_dir, monkeypatch, backend):
+    predictor = Predictor(tiny_dir, backend=backend, batch_size=4)
+    batches = []
+    original = Predictor._logits
+    monkeypatch.setattr(Predictor, "_logits", lambda self, batch: batches.append(batch) or original(self, batch))
+    probs = predictor.predict_proba(TEXTS)
+    widths = [batch["input_ids"].shape[1] for batch in batches]
+    assert all(batch["attention_mask"].sum(1).max() == width for batch, width in zip(batches, widths, strict=True))
+    assert widths == sorted(widths) and sum(len(b["input_ids"]) for b in batches) == len(TEXTS)
+    one_by_one = np.vstack([original(predictor, predictor.tokenizer([t], return_tensors="np")) for t in TEXTS])
+    np.testing.assert_allclose(probs, np.exp(one_by_one) / np.exp(one_by_one).sum(1, keepdims=True), atol=1e-5)
+
+
+def test_predict_stream_takes_an_endless_input_one_chunk_at_a_time(tiny_dir, monkeypatch):
+    predictor = Predictor(tiny_dir, backend="onnx")
+    sizes = []
+    original = Predictor.predict_proba
+    monkeypatch.setattr(Predictor, "predict_proba", lambda self, texts: sizes.append(len(texts)) or original(self, texts))
+    endless = (f"Officials said on day {i} that they would act." for i in count())
+    records = list(islice(predictor.predict_stream(endless, chunk_size=16), 40))
+    assert sizes == [16, 16, 16] and records[17]["text"] == "Officials said on day 17 that they would act."
+
+
+# --- streaming reader ------------------------------------------------------------------------
+
+
+def test_read_inputs_yields_from_a_large_file_without_reading_it_whole(tmp_path):
+    path = tmp_path / "big.txt"
+    with path.open("w", encoding="utf-8") as handle:
+        for i in range(200_000):
+            handle.write(f"Ministers said on day {i} that the plan would go ahead.\n")
+    tracemalloc.start()
+    first = list(islice(read_inputs(path), 5))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert first[4] == "Ministers said on day 4 that the plan would go ahead."
+    assert peak < path.stat().st_size / 20
+
+
+def test_read_inputs_gives_sentences_before_a_bad_line_further_down(tmp_path):
+    path = tmp_path / "news.txt"
+    path.write_bytes(b"".join(f"Sentence {i}.\n".encode() for i in range(10)) + b"bad \xff byte\n")
+    sentences = read_inputs(path)
+    assert list(islice(sentences, 10))[-1] == "Sentence 9."
+    with pytest.raises(InputError, match=r"news.txt:11: invalid UTF-8"):
+        next(sentences)
+
+
+# --- benchmark bookkeeping -------------------------------------------------------------------
+
+
+def test_share_of_bound_is_rate_over_what_the_matmul_rate_allows():
+    result = bench.share_of_bound(rate=50.0, tokens_per_item=20.0, flops=1e7, gflops=100.0)
+    assert result["bound_per_s"] == pytest.approx(500.0) and result["share"] == pytest.approx(0.1)
+
+
+def test_targets_are_judged_in_their_own_direction():
+    result = {
+        "training": {"speedup": 6.0},
+        "inference": {"methods": {"onnx": {"ratio": 3.9, "agreement": 1.0}, "onnx-int8": {"ratio": 8.0, "agreement": 0.99}}},
+        "memory": {"peak_rss_mb": 2048.0},
+        "wall_s": 300.0,
+    }
+    targets = {
+        "training_speedup": 5,
+        "onnx_speedup": 4,
+        "onnx_agreement": 0.995,
+        "int8_speedup": 7,
+        "peak_rss_gb": 1.5,
+        "wall_minutes": 10,
+    }
+    met = {name: row["met"] for name, row in bench.check_targets(result, targets).items()}
+    assert met == {
+        "training_speedup": True,
+        "onnx_speedup": False,
+        "onnx_agreement": True,
+        "int8_speedup": True,
+        "peak_rss_gb": False,
+        "wall_minutes": True,
+    }
+
+
+def test_corpus_sentences_are_seeded_and_repeat_a_small_corpus(tmp_path):
+    write_jsonl(tmp_path / "a.jsonl", corpus_sample(2))
+    texts = bench.corpus_sentences(tmp_path, 20, seed=1)
+    assert len(texts) == 20 and len(set(texts)) == 8 and texts == bench.corpus_sentences(tmp_path, 20, seed=1)
+
+
+def test_rss_probe_reports_the_child_alone_not_the_process_that_started_it():
+    ballast = np.ones(400 * 2**20 // 8)  # 400 MB resident in this process
+    child = [sys.executable, "-c", "x = bytearray(60 * 2**20)"]
+    probe = subprocess.run([sys.executable, "-c", bench.RSS_PROBE, *child], capture_output=True, text=True, check=True)
+    peak_mb = int(probe.stdout.split()[-1]) / 1024
+    assert 60 < peak_mb < 250 and ballast[-1] == 1.0
+
+
+def test_benchmark_smoke_run_writes_every_figure(tmp_path, small_corpus):
+    cfg = compose_train(
+        [
+            "model=tiny",
+            f"data.annotations={small_corpus}",
+            "data.challenge=null",
+            "train.samples=32",
+            "inference.sentences=64",
+            "latency.sentences=4",
+            "memory.sentences=300",
+            "matmul.size=128",
+            "matmul.seconds=0.05",
+        ],
+        tmp_path,
+        config_name="bench",
+    )
+    result = bench.run(cfg)
+    saved = json.loads((tmp_path / "run" / "bench.json").read_text())
+    assert saved["targets"].keys() == result["targets"].keys()
+    assert saved["training"]["naive"]["precision"] == "fp32" and saved["training"]["naive"]["sampling"] == "random"
+    assert saved["training"]["default"]["sampling"] == "group_by_length"
+    assert set(saved["inference"]["methods"]) == {"pipeline", "torch", "onnx", "onnx-int8"}
+    assert saved["inference"]["methods"]["onnx"]["agreement"] == 1.0
+    assert saved["memory"]["sentences"] == 300 and saved["memory"]["peak_rss_mb"] > 50
+    assert saved["bound"]["training_mflops_per_token"] > 2 * saved["bound"]["forward_mflops_per_token"] > 0
