@@ -86,3 +86,12 @@ def test_every_seed_sentence_is_annotated(training):
         assert all(normalise_text(row.text) in text for row in rows)
         covered = sum(len(normalise_text(row.text)) for row in rows)
         assert covered / len(text) > 0.9, "seed rows cover too little of the article"
+
+
+def test_datasheet_tables_are_current():
+    from claimstance.datasheet import END, START, render
+
+    text = (ROOT / "data" / "README.md").read_text(encoding="utf-8")
+    block = text.split(START, 1)[1].split(END, 1)[0].strip()
+    expected = render(ROOT / "data" / "annotations", ROOT / "data" / "challenge", KNOWN)
+    assert block == expected, "data/README.md is stale: run python scripts/datasheet.py"

@@ -47,6 +47,21 @@ def test_run_folder_holds_reports_and_plots(tiny_export):
     assert "macro-F1" in (run / "train.log").read_text()
 
 
+def test_prediction_files_line_up_with_their_sentences(tiny_export):
+    from datasets import load_from_disk
+
+    run = tiny_export.parent
+    metrics = json.loads((run / "metrics.json").read_text())
+    dataset = load_from_disk(str(run.parent / "processed"))
+    names = dataset["test"].features["label"].names
+    gold_by_id = {row["id"]: names[row["label"]] for row in dataset["test"]}
+    rows = [json.loads(line) for line in (run / "test_predictions.jsonl").read_text().splitlines()]
+    assert [row["id"] for row in rows] == list(dataset["test"]["id"])
+    assert all(row["gold"] == gold_by_id[row["id"]] for row in rows)
+    accuracy = sum(row["gold"] == row["predicted"] for row in rows) / len(rows)
+    assert accuracy == metrics["test"]["accuracy"]
+
+
 def test_plain_transformers_pipeline_answers_with_claim_names(tiny_export):
     classify = pipeline("text-classification", model=str(tiny_export))
     answer = classify("The ministry said it will double the grant for rural clinics next year.")

@@ -107,5 +107,8 @@ def check_config(cfg: DictConfig) -> None:
         problems.append(f"data.split must have the keys train, validation, test; got {sorted(split)}")
     elif any(not isinstance(v, (int, float)) or v <= 0 for v in split.values()) or abs(sum(split.values()) - 1) > 1e-6:
         problems.append(f"data.split fractions must be numbers > 0 that sum to 1, got {dict(split)}")
+    fraction = cfg.data.get("train_fraction", 1.0)
+    if not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+        problems.append(f"data.train_fraction must be a number in (0, 1], got {fraction!r}")
     if problems:
         raise ConfigError("Invalid config:\n" + "\n".join(f"  {p}" for p in problems))

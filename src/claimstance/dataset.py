@@ -79,6 +79,15 @@ def split_rows(rows: Sequence[Annotation], fractions: Mapping[str, float], seed:
     return {"train": train, "validation": validation, "test": test}
 
 
+def subsample(train: Dataset, fraction: float, seed: int) -> Dataset:
+    """A seeded, label-stratified share of the training split (for learning curves)."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"data.train_fraction must be in (0, 1], got {fraction}")
+    if fraction == 1:
+        return train
+    return train.train_test_split(train_size=fraction, stratify_by_column="label", seed=seed)["train"]
+
+
 def features_for(labels: Sequence[str]) -> Features:
     """Column types: the label is a ``ClassLabel`` so names travel with the data."""
     return Features(
@@ -214,7 +223,7 @@ def prepare_dataset(data_cfg: Mapping, rebuild: bool = False) -> DatasetDict:
     dataset, summary = build_dataset(data_cfg)
     save_atomically(dataset, summary, output_dir)
     report_summary(summary, output_dir)
-    return dataset
+    return load_from_disk(str(output_dir))  # disk-backed, so later map() calls cache beside it
 
 
 def report_summary(summary: Mapping, output_dir: Path) -> None:

@@ -16,6 +16,7 @@ import torch
 from datasets import Dataset, DatasetDict
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import SequentialSampler
 from transformers import (
     DataCollatorWithPadding,
     EarlyStoppingCallback,
@@ -28,13 +29,25 @@ from transformers import (
 from transformers.trainer_utils import get_last_checkpoint
 
 from claimstance.config import ConfigError, check_config, exits_cleanly
-from claimstance.dataset import prepare_dataset
+from claimstance.dataset import label_table, prepare_dataset, subsample
 from claimstance.export import ExportError, export_model, model_card
 from claimstance.metrics import plot_history, score, trainer_metrics, write_report
 from claimstance.model import max_positions
 from claimstance.predict import default_threads
+from claimstance.tracking import finish_tracking, start_tracking
 
 log = logging.getLogger(__name__)
+
+
+class ClaimTrainer(Trainer):
+    """The HF Trainer, with evaluation and prediction in dataset order.
+
+    Length-grouped batches pay off in training; applied to evaluation (as ``group_by_length``
+    does) they would reorder predictions against the rows they belong to.
+    """
+
+    def _get_eval_sampler(self, eval_dataset: Dataset) -> SequentialSampler | None:
+        return SequentialSampler(eval_dataset) if eval_dataset is not None else None
 
 
 class HistoryCSV(TrainerCallback):
@@ -78,15 +91,20 @@ def resolve_precision(requested: str, use_cuda: bool, cpu_bf16: bool) -> str:
 
 
 def tokenize(dataset: DatasetDict, tokenizer: PreTrainedTokenizerBase, max_length: int) -> DatasetDict:
-    """Token ids plus a ``length`` column for length-grouped batches; no padding (done per batch).
+    """Token ids, a ``length`` column for length-grouped batches and a ``truncated`` flag; no padding (done per batch).
 
-    ``datasets`` caches the result next to the saved dataset, keyed by the tokenizer and
-    max_length, so an unchanged dataset is tokenized once.
+    Everything, the truncation count included, comes out of one ``map``: for a dataset loaded from
+    disk ``datasets`` caches it there, keyed by the dataset's fingerprint (new when the annotations
+    change), the tokenizer and max_length, so an unchanged dataset is tokenized once.
     """
-    too_long = Counter()
-    for split, part in dataset.items():
-        lengths = tokenizer(list(part["text"]), add_special_tokens=True)["input_ids"]
-        too_long[split] = sum(len(ids) > max_length for ids in lengths)
+
+    def encode(batch: dict) -> dict:
+        encoded = tokenizer(batch["text"], truncation=True, max_length=max_length, return_length=True)
+        encoded["truncated"] = [n > max_length for n in tokenizer(batch["text"], return_length=True)["length"]]
+        return encoded
+
+    encoded = dataset.map(encode, batched=True, desc="Tokenizing")
+    too_long = Counter({split: sum(part["truncated"]) for split, part in encoded.items()})
     if sum(too_long.values()):
         log.warning(
             "%d sentence(s) longer than data.max_length=%d tokens were truncated (%s)",
@@ -94,13 +112,7 @@ def tokenize(dataset: DatasetDict, tokenizer: PreTrainedTokenizerBase, max_lengt
             max_length,
             ", ".join(f"{s}: {n}" for s, n in too_long.items() if n),
         )
-
-    def encode(batch: dict) -> dict:
-        encoded = tokenizer(batch["text"], truncation=True, max_length=max_length)
-        encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
-        return encoded
-
-    return dataset.map(encode, batched=True, desc="Tokenizing")
+    return encoded
 
 
 def training_arguments(cfg: DictConfig, output_dir: Path) -> tuple[TrainingArguments, str]:
@@ -151,23 +163,31 @@ def prepare_run(cfg: DictConfig) -> tuple[Path, Path, str | None]:
 
 def train(cfg: DictConfig) -> dict:
     """Build the dataset, fine-tune, evaluate on test and challenge, export; return the metrics."""
+    if cfg.model.get("engine") == "sklearn":  # model=tfidf_logreg: the floor, on the same splits and report
+        from claimstance.baseline import train_baseline
+
+        return train_baseline(cfg)
     run_dir, export_dir, checkpoint = prepare_run(cfg)
     threads = cfg.trainer.threads or default_threads()
     torch.set_num_threads(int(threads))
     for key, value in (cfg.logger.get("env") or {}).items():
         os.environ[key] = str(value)
     args, precision = training_arguments(cfg, run_dir / "checkpoints")
+    trackers = start_tracking(cfg, run_dir, main=args.process_index == 0)
     labels = list(cfg.data.labels)
     with args.main_process_first(desc="dataset build"):
         dataset = prepare_dataset(cfg.data)
+    if float(cfg.data.train_fraction) < 1:
+        dataset["train"] = subsample(dataset["train"], float(cfg.data.train_fraction), int(cfg.data.split_seed))
 
     set_seed(int(cfg.seed))  # before the classification head is created
     model, tokenizer = instantiate(cfg.model, labels=labels)
+    model.accepts_loss_kwargs = False  # its loss is a batch mean; else the Trainer multiplies it by the world size
     check_model_limits(cfg, model)
     with args.main_process_first(desc="tokenization"):
         encoded = tokenize(dataset, tokenizer, int(cfg.data.max_length))
 
-    trainer = Trainer(
+    trainer = ClaimTrainer(
         model=model,
         args=args,
         train_dataset=encoded["train"],
@@ -189,9 +209,11 @@ def train(cfg: DictConfig) -> dict:
     metrics = {
         "labels": labels,
         "precision": precision,
+        "world_size": args.world_size,
         "train_runtime_s": round(train_output.metrics["train_runtime"], 1),
         "train_samples_per_second": train_output.metrics["train_samples_per_second"],
         "train_loss": train_output.metrics["train_loss"],
+        "data_counts": label_table(dataset),
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "best_validation_macro_f1": trainer.state.best_metric,
         **{name: report for name, (report, _) in evaluated.items()},
@@ -206,8 +228,7 @@ def train(cfg: DictConfig) -> dict:
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
-    summary = json.loads((Path(cfg.data.output_dir) / "summary.json").read_text())
-    card = model_card(cfg, metrics, summary)
+    card = model_card(cfg, metrics)
     checks = export_model(
         trainer.model,
         tokenizer,
@@ -220,6 +241,7 @@ def train(cfg: DictConfig) -> dict:
     )
     metrics["export"] = {"dir": str(export_dir), **checks}
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    finish_tracking(trackers, cfg, metrics, run_dir, export_dir)
     log.info("\n%s", final_table(metrics))
     log.info("Exported model: %s", export_dir)
     return metrics

@@ -1,0 +1,134 @@
+"""Bad input of every kind: one clear message naming where and what, a non-zero exit, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from conftest import ROOT, run_script, write_jsonl
+
+from claimstance.config import ConfigError, minilm_dir
+from claimstance.export import ExportError
+from claimstance.model import ModelLoadError, load_pretrained, tiny_bert
+from claimstance.predict import InputError, Predictor, read_inputs
+from claimstance.train import check_model_limits, tokenize
+
+LABELS = ["commitment", "caution", "request"]
+
+
+def test_overlong_sentences_are_truncated_with_a_count(caplog):
+    from datasets import Dataset, DatasetDict
+
+    model, tokenizer = tiny_bert(minilm_dir(), LABELS)
+    long_text = "The ministry said it will fund the clinics " * 40
+    data = DatasetDict({"train": Dataset.from_dict({"text": [long_text, "Short one.", long_text]})})
+    with caplog.at_level(logging.WARNING):
+        encoded = tokenize(data, tokenizer, max_length=32)
+    assert "2 sentence(s) longer than data.max_length=32 tokens were truncated (train: 2)" in caplog.text
+    assert max(encoded["train"]["length"]) == 32
+
+
+def test_max_length_beyond_the_model_limit(tmp_path):
+    from conftest import compose_train
+
+    model, _ = tiny_bert(minilm_dir(), LABELS, max_positions=64)
+    cfg = compose_train(["data.max_length=128"], tmp_path)
+    with pytest.raises(ConfigError, match="data.max_length=128 exceeds the model's limit of 64 tokens"):
+        check_model_limits(cfg, model)
+
+
+def test_unreachable_model_name_explains_offline_use():
+    with pytest.raises(
+        ModelLoadError, match="not a local folder, and the Hugging Face Hub could not provide it.*model.name_or_path=DIR"
+    ):
+        load_pretrained("no-such-org/no-such-model-claimstance", LABELS)
+
+
+def test_predict_rejects_missing_model_folder(tmp_path):
+    with pytest.raises(ExportError, match="model folder does not exist"):
+        Predictor(tmp_path / "nowhere")
+
+
+def test_predict_rejects_a_model_with_other_labels(tiny_export):
+    with pytest.raises(ExportError, match=r"trained for labels \['commitment', 'caution', 'request'\] but \['yes', 'no'\]"):
+        Predictor(tiny_export, expected_labels=["yes", "no"])
+
+
+def test_a_100000_character_line_is_predicted(tiny_export, tmp_path):
+    path = tmp_path / "long.txt"
+    path.write_text("The council will review the budget. " * 2800 + "\nShort sentence here.\n")
+    records = list(Predictor(tiny_export, backend="torch").predict_stream(read_inputs(path)))
+    assert len(records) == 2 and len(records[0]["text"]) > 100_000
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"fine line\nbad \xff byte\n", "bad.txt:2: invalid UTF-8 byte at column 5"),
+        (b"text\n\x00\x01\x02binary\n", "bad.txt:2: NUL byte; the input is binary"),
+        (b"\n  \n", "bad.txt: no sentences in the file"),
+    ],
+)
+def test_unreadable_prediction_input_names_the_line(tmp_path, content, message):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message):
+        list(read_inputs(path))
+
+
+def test_jsonl_prediction_input_needs_text(tmp_path):
+    path = write_jsonl(tmp_path / "in.jsonl", [{"text": "ok"}, {"body": "no text"}])
+    with pytest.raises(InputError, match="in.jsonl:2: needs a non-empty string field 'text'"):
+        list(read_inputs(path))
+
+
+def test_predict_cli_empty_text_and_missing_model(tiny_export, tmp_path):
+    empty = run_script("predict.py", f"model_dir={tiny_export}", "text=' '", f"hydra.run.dir={tmp_path}/a")
+    assert empty.returncode == 2 and "text is empty" in empty.stdout + empty.stderr
+    missing = run_script("predict.py", f"model_dir={tmp_path}/gone", "text=hello", f"hydra.run.dir={tmp_path}/b")
+    assert missing.returncode == 2 and "model folder does not exist" in missing.stdout + missing.stderr
+    for result in (empty, missing):
+        assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_build_dataset_cli_reports_every_problem_and_writes_nothing(tmp_path):
+    good = {"id": "a", "text": "The board will meet.", "label": "commitment", "source": "authored", "domain": "x"}
+    lines = [json.dumps(good), "{oops", json.dumps(good | {"id": "b", "label": "Caution", "text": "Other."})]
+    (tmp_path / "ann").mkdir()
+    (tmp_path / "ann" / "bad.jsonl").write_text("\n".join(lines) + "\n")
+    result = run_script(
+        "build_dataset.py",
+        f"data.annotations={tmp_path}/ann",
+        "data.challenge=null",
+        f"data.output_dir={tmp_path}/processed",
+        f"hydra.run.dir={tmp_path}/run",
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 2
+    assert f"{tmp_path}/ann/bad.jsonl:2: malformed JSON" in output
+    assert f"{tmp_path}/ann/bad.jsonl:3: unknown label 'Caution'; write 'caution'" in output
+    assert "Traceback" not in output and not (tmp_path / "processed").exists()
+
+
+def test_train_cli_rejects_bad_config_before_any_work(tmp_path):
+    result = run_script(
+        "train.py",
+        "model=tiny",
+        "trainer.args.learning_rate=-1",
+        f"hydra.run.dir={tmp_path}/run",
+        f"data.output_dir={tmp_path}/processed",
+    )
+    assert result.returncode == 2
+    assert "trainer.args.learning_rate must be > 0" in result.stdout + result.stderr
+    assert not (tmp_path / "processed").exists() and not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_train_cli_unknown_key_is_named(tmp_path):
+    result = run_script("train.py", "trainer.args.learnin_rate=1", f"hydra.run.dir={tmp_path}/run")
+    assert result.returncode != 0 and "learnin_rate" in result.stdout + result.stderr
+
+
+def test_seed_file_is_readable_as_an_article():
+    sentences = list(read_inputs(ROOT / "seeds" / "000_ccd737c3ae17ccd4.txt", "article"))
+    assert any(s.startswith("“We are in this, if necessary, for the long haul,”") for s in sentences)
