@@ -23,6 +23,7 @@ def test_export_is_complete_and_self_describing(tiny_export):
     assert config["id2label"] == {"0": "commitment", "1": "caution", "2": "request"}
     card = (tiny_export / "README.md").read_text()
     assert "| commitment |" in card and "macro-F1" in card and "pipeline(" in card
+    assert "Base model: none: a randomly initialised `tiny_bert`" in card
     metrics = json.loads((tiny_export / "metrics.json").read_text())
     assert set(metrics["test"]["per_class"]) == {"commitment", "caution", "request"}
     assert metrics["challenge"]["size"] == 210  # the repo's challenge set, none left out

