@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Mapping
 
@@ -21,6 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.pipeline import Pipeline
 
+from claimstance.atomic import staged_folder
 from claimstance.dataset import label_table, prepare_dataset, subsample
 from claimstance.metrics import score, write_report
 from claimstance.tracking import finish_tracking, start_tracking
@@ -114,13 +114,11 @@ def train_baseline(cfg: DictConfig) -> dict:
         log.info("\n%s", write_report(report, run_dir, name))
         write_predictions_table(dataset[name], predicted, labels, run_dir / f"{name}_predictions.jsonl")
 
-    if export_dir.exists():  # prepare_run refused it unless overwrite=true
-        shutil.rmtree(export_dir)
-    export_dir.mkdir(parents=True)
-    joblib.dump(pipeline, export_dir / MODEL_FILE)
-    (export_dir / "README.md").write_text(baseline_card(cfg, metrics))
-    (export_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    (export_dir / "training_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    with staged_folder(export_dir) as staging:  # prepare_run refused an existing export unless overwrite=true
+        joblib.dump(pipeline, staging / MODEL_FILE)
+        (staging / "README.md").write_text(baseline_card(cfg, metrics))
+        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        (staging / "training_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     metrics["export"] = {"dir": str(export_dir)}
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     finish_tracking(trackers, cfg, metrics, run_dir, export_dir)

@@ -10,8 +10,6 @@ import hashlib
 import json
 import logging
 import math
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,6 +27,7 @@ from datasets import (
 from sklearn.model_selection import train_test_split
 
 from claimstance.annotations import Annotation, AnnotationError, LoadResult, annotation_files, load_annotations
+from claimstance.atomic import staged_folder
 from claimstance.config import exits_cleanly
 from claimstance.corpus import normalise_text
 
@@ -195,19 +194,12 @@ def current_fingerprint(data_cfg: Mapping) -> str:
 
 
 def save_atomically(dataset: DatasetDict, summary: Mapping, output_dir: Path) -> None:
-    """Write to a sibling temporary folder, then swap it in: no half-written dataset is ever visible."""
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
-    try:
+    """Save through a staging folder: no half-written dataset is ever visible."""
+    with staged_folder(output_dir) as staging:
         disable_progress_bars()  # one line per shard and split is noise here
         dataset.save_to_disk(str(staging))
         enable_progress_bars()
         (staging / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        staging.rename(output_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def prepare_dataset(data_cfg: Mapping, rebuild: bool = False) -> DatasetDict:

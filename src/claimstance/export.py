@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import torch
 from safetensors import safe_open
 from transformers import AutoModelForSequenceClassification, PreTrainedModel, PreTrainedTokenizerBase
 
+from claimstance.atomic import staged_folder
 from claimstance.config import UserError, minilm_dir
 
 WEIGHTS = "model.safetensors"
@@ -149,10 +148,8 @@ def export_model(
     target = Path(target)
     if target.exists() and not overwrite:
         raise ExportError(f"{target}: an export is already there; pass overwrite=true to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-partial-", dir=target.parent))
     checks: dict = {}
-    try:
+    with staged_folder(target) as staging:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         for name, text in files.items():
@@ -167,11 +164,6 @@ def export_model(
             quantize_int8(staging / ONNX_FILE, staging / ONNX_INT8_FILE)
             checks["onnx_int8"] = verify_onnx(staging, sample_texts, ONNX_INT8_FILE, tolerance=None)
         (staging / "export_checks.json").write_text(json.dumps(checks, indent=2))
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return checks
 
 

@@ -225,7 +225,6 @@ def train(cfg: DictConfig) -> dict:
         log.info("\n%s", write_report(report, run_dir, name))
         write_predictions_table(dataset[name], predicted, labels, run_dir / f"{name}_predictions.jsonl")
     plot_history(trainer.state.log_history, run_dir / "training_curves.png")
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
     card = model_card(cfg, metrics)
@@ -240,7 +239,7 @@ def train(cfg: DictConfig) -> dict:
         overwrite=bool(cfg.overwrite),
     )
     metrics["export"] = {"dir": str(export_dir), **checks}
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))  # last: its presence means the run finished
     finish_tracking(trackers, cfg, metrics, run_dir, export_dir)
     log.info("\n%s", final_table(metrics))
     log.info("Exported model: %s", export_dir)
