@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Mapping
 
@@ -21,9 +20,9 @@ from sklearn.metrics import log_loss
 from sklearn.pipeline import Pipeline
 
 from claimstance.atomic import staged_folder
-from claimstance.dataset import label_table, prepare_dataset, subsample
+from claimstance.dataset import label_table, prepare_dataset
 from claimstance.metrics import score, write_report
-from claimstance.tracking import finish_tracking, start_tracking
+from claimstance.tracking import apply_logger_env, finish_tracking, start_tracking
 from claimstance.train import final_table, prepare_run, write_predictions_table
 
 log = logging.getLogger(__name__)
@@ -78,13 +77,10 @@ def baseline_card(cfg: DictConfig, metrics: Mapping) -> str:
 def train_baseline(cfg: DictConfig) -> dict:
     """Fit the pipeline on train, score validation/test/challenge, write the run folder and export; return the metrics."""
     run_dir, export_dir, _ = prepare_run(cfg)
-    for key, value in (cfg.logger.get("env") or {}).items():
-        os.environ[key] = str(value)
+    apply_logger_env(cfg)
     trackers = start_tracking(cfg, run_dir, main=True)
     labels = list(cfg.data.labels)
     dataset = prepare_dataset(cfg.data)
-    if float(cfg.data.train_fraction) < 1:
-        dataset["train"] = subsample(dataset["train"], float(cfg.data.train_fraction), int(cfg.data.split_seed))
 
     pipeline = instantiate(cfg.model.pipeline)
     train_texts = list(dataset["train"]["text"])

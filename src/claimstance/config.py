@@ -102,13 +102,28 @@ def check_config(cfg: DictConfig) -> None:
     if cfg.trainer.precision not in ("auto", "fp32", "bf16", "fp16"):
         problems.append(f"trainer.precision must be auto, fp32, bf16 or fp16, got {cfg.trainer.precision!r}")
     _positive_number(cfg.data.max_length, "data.max_length", problems, minimum=7, integer=True)
-    split = cfg.data.split
+    problems += data_problems(cfg.data)
+    raise_problems(problems)
+
+
+def data_problems(data_cfg: Mapping) -> list[str]:
+    """What is wrong with the ``data`` group alone: label set and split fractions (the dataset build checks this too)."""
+    problems = []
+    unknown = [label for label in data_cfg["labels"] if label not in data_cfg["known_labels"]]
+    if unknown:
+        problems.append(f"data.labels has {unknown}, which are not in data.known_labels {list(data_cfg['known_labels'])}")
+    split = data_cfg["split"]
     if set(split) != {"train", "validation", "test"}:
         problems.append(f"data.split must have the keys train, validation, test; got {sorted(split)}")
     elif any(not isinstance(v, (int, float)) or v <= 0 for v in split.values()) or abs(sum(split.values()) - 1) > 1e-6:
         problems.append(f"data.split fractions must be numbers > 0 that sum to 1, got {dict(split)}")
-    fraction = cfg.data.get("train_fraction", 1.0)
+    fraction = data_cfg.get("train_fraction", 1.0)
     if not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
         problems.append(f"data.train_fraction must be a number in (0, 1], got {fraction!r}")
+    return problems
+
+
+def raise_problems(problems: list[str]) -> None:
+    """One :class:`ConfigError` listing every problem, if there are any."""
     if problems:
         raise ConfigError("Invalid config:\n" + "\n".join(f"  {p}" for p in problems))

@@ -28,7 +28,7 @@ from sklearn.model_selection import train_test_split
 
 from claimstance.annotations import Annotation, AnnotationError, LoadResult, annotation_files, load_annotations
 from claimstance.atomic import staged_folder
-from claimstance.config import exits_cleanly
+from claimstance.config import data_problems, exits_cleanly, raise_problems
 from claimstance.corpus import normalise_text
 
 log = logging.getLogger(__name__)
@@ -79,9 +79,7 @@ def split_rows(rows: Sequence[Annotation], fractions: Mapping[str, float], seed:
 
 
 def subsample(train: Dataset, fraction: float, seed: int) -> Dataset:
-    """A seeded, label-stratified share of the training split (for learning curves)."""
-    if not 0 < fraction <= 1:
-        raise ValueError(f"data.train_fraction must be in (0, 1], got {fraction}")
+    """A seeded, label-stratified share of the training split (for learning curves); 0 < fraction <= 1."""
     if fraction == 1:
         return train
     return train.train_test_split(train_size=fraction, stratify_by_column="label", seed=seed)["train"]
@@ -135,25 +133,12 @@ def fingerprint(files: Sequence[Path], settings: Mapping) -> str:
     return digest.hexdigest()[:16]
 
 
-def check_fractions(fractions: Mapping[str, float]) -> None:
-    """Split fractions must name the three splits, be positive and sum to 1."""
-    if set(fractions) != set(SPLITS):
-        raise ValueError(f"data.split must have exactly the keys {SPLITS}, got {sorted(fractions)}")
-    if any(v <= 0 for v in fractions.values()) or not math.isclose(sum(fractions.values()), 1.0, abs_tol=1e-6):
-        raise ValueError(
-            f"data.split fractions must be > 0 and sum to 1, got {dict(fractions)} (sum {sum(fractions.values()):.3f})"
-        )
-
-
 def build_dataset(data_cfg: Mapping) -> tuple[DatasetDict, dict]:
     """Load, validate, filter and split; returns the dataset and its summary. No files written."""
+    raise_problems(data_problems(data_cfg))
     labels = list(data_cfg["labels"])
     known = list(data_cfg["known_labels"])
-    unknown = [label for label in labels if label not in known]
-    if unknown:
-        raise ValueError(f"data.labels has {unknown} which are not in data.known_labels {known}")
     fractions = dict(data_cfg["split"])
-    check_fractions(fractions)
     loaded: LoadResult = load_annotations(data_cfg["annotations"], known)
     rows, left_out = select_labels(loaded.rows, labels)
     check_label_counts(rows, labels, fractions, str(data_cfg["annotations"]))
@@ -203,19 +188,26 @@ def save_atomically(dataset: DatasetDict, summary: Mapping, output_dir: Path) ->
 
 
 def prepare_dataset(data_cfg: Mapping, rebuild: bool = False) -> DatasetDict:
-    """The saved dataset if it matches the annotations, else a freshly built and saved one."""
+    """The saved dataset if it matches the annotations, else a freshly built and saved one.
+
+    Disk-backed, so later ``map()`` calls cache beside it; ``data.train_fraction`` < 1 trims the
+    train split on load (the saved dataset stays whole).
+    """
     output_dir = Path(data_cfg["output_dir"])
     summary_path = output_dir / SUMMARY_FILE
-    if not rebuild and summary_path.exists():
-        saved = json.loads(summary_path.read_text())
-        if saved.get("fingerprint") == current_fingerprint(data_cfg):
-            log.info("Reusing dataset at %s (annotations unchanged)", output_dir)
-            return load_from_disk(str(output_dir))
+    stale = rebuild or not summary_path.exists()
+    if not stale and json.loads(summary_path.read_text()).get("fingerprint") != current_fingerprint(data_cfg):
         log.info("Annotations changed since %s was built; rebuilding", output_dir)
-    dataset, summary = build_dataset(data_cfg)
-    save_atomically(dataset, summary, output_dir)
-    report_summary(summary, output_dir)
-    return load_from_disk(str(output_dir))  # disk-backed, so later map() calls cache beside it
+        stale = True
+    if stale:
+        dataset, summary = build_dataset(data_cfg)
+        save_atomically(dataset, summary, output_dir)
+        report_summary(summary, output_dir)
+    else:
+        log.info("Reusing dataset at %s (annotations unchanged)", output_dir)
+    dataset = load_from_disk(str(output_dir))
+    dataset["train"] = subsample(dataset["train"], float(data_cfg.get("train_fraction", 1.0)), int(data_cfg["split_seed"]))
+    return dataset
 
 
 def report_summary(summary: Mapping, output_dir: Path) -> None:

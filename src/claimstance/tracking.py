@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,12 @@ class MLflowTracker(Tracker):
         run = mlflow.active_run()
         mlflow.end_run()
         log.info("MLflow: run %s in experiment %r at %s", run.info.run_id, self.experiment, self.tracking_uri)
+
+
+def apply_logger_env(cfg: DictConfig) -> None:
+    """Export ``logger.env`` (e.g. TENSORBOARD_LOGGING_DIR, MLFLOW_TRACKING_URI): the Trainer's integrations read it."""
+    for key, value in (cfg.logger.get("env") or {}).items():
+        os.environ[key] = str(value)
 
 
 def start_tracking(cfg: DictConfig, run_dir: Path, main: bool) -> list[Tracker]:

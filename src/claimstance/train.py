@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -29,12 +28,12 @@ from transformers import (
 from transformers.trainer_utils import get_last_checkpoint
 
 from claimstance.config import ConfigError, check_config, exits_cleanly
-from claimstance.dataset import label_table, prepare_dataset, subsample
+from claimstance.dataset import label_table, prepare_dataset
 from claimstance.export import ExportError, export_model, model_card
 from claimstance.metrics import plot_history, score, trainer_metrics, write_report
 from claimstance.model import max_positions
 from claimstance.predict import default_threads
-from claimstance.tracking import finish_tracking, start_tracking
+from claimstance.tracking import apply_logger_env, finish_tracking, start_tracking
 
 log = logging.getLogger(__name__)
 
@@ -170,15 +169,12 @@ def train(cfg: DictConfig) -> dict:
     run_dir, export_dir, checkpoint = prepare_run(cfg)
     threads = cfg.trainer.threads or default_threads()
     torch.set_num_threads(int(threads))
-    for key, value in (cfg.logger.get("env") or {}).items():
-        os.environ[key] = str(value)
+    apply_logger_env(cfg)
     args, precision = training_arguments(cfg, run_dir / "checkpoints")
     trackers = start_tracking(cfg, run_dir, main=args.process_index == 0)
     labels = list(cfg.data.labels)
     with args.main_process_first(desc="dataset build"):
         dataset = prepare_dataset(cfg.data)
-    if float(cfg.data.train_fraction) < 1:
-        dataset["train"] = subsample(dataset["train"], float(cfg.data.train_fraction), int(cfg.data.split_seed))
 
     set_seed(int(cfg.seed))  # before the classification head is created
     model, tokenizer = instantiate(cfg.model, labels=labels)
