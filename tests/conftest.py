@@ -39,6 +39,16 @@ def corpus_sample(per_label: int) -> list[dict]:
     return [row for rows in picked.values() for row in rows]
 
 
+def document_sample(documents_per_field: int) -> list[dict]:
+    """Whole documents (every row) from the project's document corpus, the first few of each field."""
+    picked = []
+    for path in sorted((ROOT / "data" / "documents").glob("*.jsonl")):
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        keep = sorted({row["doc"] for row in rows})[:documents_per_field]
+        picked += [row for row in rows if row["doc"] in keep]
+    return picked
+
+
 @pytest.fixture
 def small_corpus(tmp_path: Path) -> Path:
     """A folder with 40 sentences per label, split over two files."""
@@ -84,6 +94,7 @@ def tiny_export(tmp_path_factory) -> Path:
     result = run_script(
         "train.py",
         *TINY,
+        "data=sentences",
         f"data.annotations={base}/ann",
         f"data.challenge={ROOT}/data/challenge",
         f"data.output_dir={base}/processed",

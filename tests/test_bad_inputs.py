@@ -51,7 +51,9 @@ def test_predict_rejects_missing_model_folder(tmp_path):
 
 
 def test_predict_rejects_a_model_with_other_labels(tiny_export):
-    with pytest.raises(ExportError, match=r"trained for labels \['commitment', 'caution', 'request'\] but \['yes', 'no'\]"):
+    with pytest.raises(
+        ExportError, match=r"trained for labels \['commitment', 'caution', 'request', 'none'\] but \['yes', 'no'\]"
+    ):
         Predictor(tiny_export, expected_labels=["yes", "no"])
 
 
@@ -99,6 +101,7 @@ def test_build_dataset_cli_reports_every_problem_and_writes_nothing(tmp_path):
     (tmp_path / "ann" / "bad.jsonl").write_text("\n".join(lines) + "\n")
     result = run_script(
         "build_dataset.py",
+        "data=sentences",
         f"data.annotations={tmp_path}/ann",
         "data.challenge=null",
         f"data.output_dir={tmp_path}/processed",

@@ -20,13 +20,15 @@ def test_export_is_complete_and_self_describing(tiny_export):
         "model.onnx",
     } <= names
     config = json.loads((tiny_export / "config.json").read_text())
-    assert config["id2label"] == {"0": "commitment", "1": "caution", "2": "request"}
+    assert config["id2label"] == {"0": "commitment", "1": "caution", "2": "request", "3": "none"}
     card = (tiny_export / "README.md").read_text()
     assert "| commitment |" in card and "macro-F1" in card and "pipeline(" in card
     assert "Base model: none: a randomly initialised `tiny_bert`" in card
     metrics = json.loads((tiny_export / "metrics.json").read_text())
-    assert set(metrics["test"]["per_class"]) == {"commitment", "caution", "request"}
-    assert metrics["challenge"]["size"] == 210  # the repo's challenge set, none left out
+    assert set(metrics["test"]["per_class"]) == {"commitment", "caution", "request", "none"}
+    assert metrics["challenge"]["size"] == 280  # the repo's challenge set, all four labels
+    low, high = metrics["test"]["macro_f1_ci95"]
+    assert low <= metrics["test"]["macro_f1"] <= high and low < high
     checks = json.loads((tiny_export / "export_checks.json").read_text())
     assert checks["onnx"]["label_agreement"] == 1.0 and checks["onnx"]["max_prob_diff"] < 1e-4
 
@@ -66,7 +68,7 @@ def test_prediction_files_line_up_with_their_sentences(tiny_export):
 def test_plain_transformers_pipeline_answers_with_claim_names(tiny_export):
     classify = pipeline("text-classification", model=str(tiny_export))
     answer = classify("The ministry said it will double the grant for rural clinics next year.")
-    assert answer[0]["label"] in {"commitment", "caution", "request"}
+    assert answer[0]["label"] in {"commitment", "caution", "request", "none"}
     assert 0.0 <= answer[0]["score"] <= 1.0
 
 
@@ -90,7 +92,7 @@ def test_predict_script_writes_jsonl_for_text_and_files(tiny_export, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(rows) > 20 and all(row["label"] in {"commitment", "caution", "request"} for row in rows)
+    assert len(rows) > 20 and all(row["label"] in {"commitment", "caution", "request", "none"} for row in rows)
 
 
 def test_evaluate_script_reproduces_the_training_report(tiny_export, tmp_path):
@@ -103,6 +105,7 @@ def test_evaluate_script_reproduces_the_training_report(tiny_export, tmp_path):
         "evaluate.py",
         f"model_dir={tiny_export}",
         f"data.output_dir={processed}",
+        "data=sentences",
         f"data.annotations={run.parent}/ann",
         "data.challenge=null",
         f"hydra.run.dir={tmp_path}/ev",

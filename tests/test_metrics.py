@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from claimstance.metrics import format_report, score, write_report
+from claimstance.metrics import bootstrap_macro_f1, format_report, macro_f1_from_confusion, score, write_report
 
 LABELS = ["commitment", "caution", "request"]
 
@@ -38,3 +39,50 @@ def test_report_text_and_files(tmp_path):
     write_report(report, tmp_path, "test")
     for name in ("test_report.txt", "test_report.json", "test_confusion_matrix.png", "test_per_class.png"):
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_claim_macro_f1_leaves_out_the_no_claim_label():
+    labels = [*LABELS, "none"]
+    # commitment right twice, caution once wrong (-> none), request right, none right twice
+    y_true = [0, 0, 1, 2, 3, 3]
+    y_pred = [0, 0, 3, 2, 3, 3]
+    report = score(y_true, y_pred, labels, no_claim_label="none")
+    # commitment F1 1, caution F1 0, request F1 1 -> 2/3; none (P 2/3, R 1, F1 0.8) only in the 4-way figure
+    assert report["claim_macro_f1"] == pytest.approx(2 / 3)
+    assert report["macro_f1"] == pytest.approx((1 + 0 + 1 + 0.8) / 4)
+    assert "claim_macro_f1" not in score(y_true, y_pred, labels)
+
+
+def test_bootstrap_interval_brackets_the_score_and_widens_when_documents_are_resampled_whole():
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 3, 600)
+    y_pred = np.where(rng.random(600) < 0.75, y_true, rng.integers(0, 3, 600))
+    # 20 documents whose sentences share one fate: all right or 50% wrong together
+    documents = np.repeat(np.arange(20), 30)
+    hard = np.isin(documents, np.arange(10))
+    y_pred = np.where(hard & (rng.random(600) < 0.5), (y_true + 1) % 3, y_true)
+    point = score(y_true.tolist(), y_pred.tolist(), LABELS)["macro_f1"]
+    low_s, high_s = bootstrap_macro_f1(y_true, y_pred, 3)
+    low_d, high_d = bootstrap_macro_f1(y_true, y_pred, 3, groups=documents.astype(str))
+    assert low_s <= point <= high_s and low_d <= point <= high_d
+    assert high_d - low_d > 1.5 * (high_s - low_s)  # clustered errors: the honest interval is wider
+
+
+def test_pair_consistency_counts_pairs_with_both_sentences_right():
+    groups = ["p1", "p1", "p2", "p2", "p3", "p3"]
+    y_true = [0, 1, 2, 3, 0, 2]
+    y_pred = [0, 1, 2, 2, 0, 2]  # p2 has one wrong
+    report = score(y_true, y_pred, [*LABELS, "none"], groups=groups)
+    assert report["pairs"] == {"pairs": 3, "consistency": pytest.approx(2 / 3)}
+    documents = ["d1", "d1", "d1", "d2", "d2", "d2"]
+    assert "pairs" not in score(y_true, y_pred, [*LABELS, "none"], groups=documents)
+
+
+def test_macro_f1_from_confusion_equals_sklearn():
+    from sklearn.metrics import confusion_matrix, f1_score
+
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        y_true, y_pred = rng.integers(0, 4, 50), rng.integers(0, 3, 50)  # label 3 never predicted: zero_division
+        expected = f1_score(y_true, y_pred, labels=[0, 1, 2, 3], average="macro", zero_division=0)
+        assert macro_f1_from_confusion(confusion_matrix(y_true, y_pred, labels=[0, 1, 2, 3])) == pytest.approx(expected)

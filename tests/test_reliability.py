@@ -32,6 +32,7 @@ def train_args(corpus: Path, run: Path, *extra: str) -> list[str]:
         f"trainer.args.num_train_epochs={EPOCHS}",
         "trainer.early_stopping_patience=100",
         "export.onnx=false",
+        "data=sentences",
         f"data.annotations={corpus}/ann",
         "data.challenge=null",
         f"data.output_dir={corpus}/processed",

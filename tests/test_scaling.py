@@ -19,7 +19,7 @@ from transformers import pipeline
 
 from claimstance.tracking import summarise_sweep
 
-LABELS = {"commitment", "caution", "request"}
+LABELS = {"commitment", "caution", "request", "none"}
 # A quick tiny run on 20 sentences per label, no challenge set, no ONNX.
 QUICK = ["model=tiny", "trainer.args.learning_rate=1e-3", "trainer.args.num_train_epochs=2", "export.onnx=false"]
 
@@ -29,6 +29,7 @@ def tiny_data(tmp_path: Path) -> list[str]:
     """Overrides that point a run at a 60-sentence corpus and keep every output under ``tmp_path``."""
     write_jsonl(tmp_path / "ann" / "corpus.jsonl", corpus_sample(20))
     return [
+        "data=sentences",
         f"data.annotations={tmp_path}/ann",
         "data.challenge=null",
         f"data.output_dir={tmp_path}/processed",
@@ -166,6 +167,7 @@ def test_tfidf_baseline_scores_the_same_splits_and_compares_with_a_transformer_r
     result = run_script(
         "train.py",
         "model=tfidf_logreg",
+        "data=sentences",
         f"data.annotations={base}/ann",
         f"data.challenge={ROOT}/data/challenge",
         f"data.output_dir={base}/processed",
@@ -180,7 +182,7 @@ def test_tfidf_baseline_scores_the_same_splits_and_compares_with_a_transformer_r
 
     assert ids(run) == ids(tiny_run)  # the same test split as the transformer
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["challenge"]["size"] == 210 and 0 <= metrics["test"]["macro_f1"] <= 1
+    assert metrics["challenge"]["size"] == 280 and 0 <= metrics["test"]["macro_f1"] <= 1
     for name in ("test_report.txt", "test_confusion_matrix.png", "test_per_class.png", "model/README.md"):
         assert (run / name).is_file(), name
     model = joblib.load(run / "model" / "model.joblib")

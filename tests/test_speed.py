@@ -74,7 +74,7 @@ def cache_files(folder: Path) -> set[Path]:
 
 
 def test_tokenization_is_cached_until_tokenizer_or_annotations_change(tmp_path, small_corpus, caplog):
-    data = compose_train([f"data.annotations={small_corpus}", "data.challenge=null"], tmp_path).data
+    data = compose_train(["data=sentences", f"data.annotations={small_corpus}"], tmp_path).data
     prepare_dataset(data)
     folder = Path(data.output_dir)
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
@@ -261,6 +261,7 @@ def test_benchmark_smoke_run_writes_every_figure(tmp_path, small_corpus):
     cfg = compose_train(
         [
             "model=tiny",
+            "data=sentences",
             f"data.annotations={small_corpus}",
             "data.challenge=null",
             "train.samples=32",

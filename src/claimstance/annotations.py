@@ -15,7 +15,8 @@ from claimstance.config import UserError
 from claimstance.corpus import normalise_text
 
 REQUIRED_FIELDS = ("id", "text", "label", "source", "domain")
-OPTIONAL_FIELDS = ("speaker", "target", "note")
+OPTIONAL_FIELDS = ("speaker", "target", "note", "doc", "pair", "edit")
+INTEGER_FIELDS = ("position",)  # a sentence's 1-based place in its document
 
 
 class AnnotationError(UserError, ValueError):
@@ -41,6 +42,15 @@ class Annotation:
     speaker: str | None = None
     target: str | None = None
     note: str | None = None
+    doc: str | None = None
+    pair: str | None = None
+    edit: str | None = None
+    position: int | None = None
+
+    def group(self, key: str | None) -> str:
+        """The unit a grouped split keeps whole: ``doc`` or ``pair`` when ``key`` names one, else the sentence itself."""
+        value = getattr(self, key) if key else None
+        return value if value is not None else self.id
 
 
 @dataclass
@@ -97,11 +107,14 @@ def _parse_line(line: str, where: str, known_labels: Sequence[str]) -> tuple[Ann
     for name in OPTIONAL_FIELDS:
         if record.get(name) is not None and not isinstance(record[name], str):
             problems.append(f"{where}: optional field '{name}' must be a string or absent")
-    unknown = sorted(set(record) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
+    for name in INTEGER_FIELDS:
+        value = record.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            problems.append(f"{where}: optional field '{name}' must be a whole number >= 1, got {value!r}")
+    allowed = REQUIRED_FIELDS + OPTIONAL_FIELDS + INTEGER_FIELDS
+    unknown = sorted(set(record) - set(allowed))
     if unknown:
-        problems.append(
-            f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(REQUIRED_FIELDS + OPTIONAL_FIELDS)}"
-        )
+        problems.append(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
     label = record.get("label")
     if isinstance(label, str) and label.strip() and label not in known_labels:
         hint = next((k for k in known_labels if k == label.strip().casefold()), None)
@@ -109,7 +122,8 @@ def _parse_line(line: str, where: str, known_labels: Sequence[str]) -> tuple[Ann
         problems.append(f"{where}: unknown label {label!r}; {fix}")
     if problems:
         return None, problems
-    return Annotation(where=where, **{k: record[k] for k in REQUIRED_FIELDS}, **{k: record.get(k) for k in OPTIONAL_FIELDS}), []
+    optional = {k: record.get(k) for k in OPTIONAL_FIELDS + INTEGER_FIELDS}
+    return Annotation(where=where, **{k: record[k] for k in REQUIRED_FIELDS}, **optional), []
 
 
 def _read_lines(path: Path) -> tuple[list[tuple[int, str]], list[str]]:

@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline
 
 from claimstance.atomic import staged_folder
 from claimstance.dataset import label_table, prepare_dataset
-from claimstance.metrics import score, write_report
+from claimstance.metrics import evaluated_splits, score, write_report
 from claimstance.tracking import apply_logger_env, finish_tracking, start_tracking
 from claimstance.train import final_table, prepare_run, write_predictions_table
 
@@ -61,8 +61,7 @@ def baseline_card(cfg: DictConfig, metrics: Mapping) -> str:
         "|---|---|---|---|",
         *[
             f"| {name} | {metrics[name]['macro_f1']:.3f} | {metrics[name]['accuracy']:.3f} | {metrics[name]['size']} |"
-            for name in ("test", "challenge")
-            if name in metrics
+            for name in metrics["evaluated"]
         ],
         "",
         "```python",
@@ -91,9 +90,12 @@ def train_baseline(cfg: DictConfig) -> dict:
 
     def evaluate(split: str) -> tuple[dict, list[int]]:
         predicted = [labels.index(name) for name in pipeline.predict(list(dataset[split]["text"]))]
-        return score(list(dataset[split]["label"]), predicted, labels), predicted
+        report = score(
+            list(dataset[split]["label"]), predicted, labels, list(dataset[split]["group"]), cfg.data.get("no_claim_label")
+        )
+        return report, predicted
 
-    evaluated = {name: evaluate(name) for name in ("test", "challenge") if name in dataset}
+    evaluated = {name: evaluate(name) for name in evaluated_splits(dataset)}
     metrics = {
         "labels": labels,
         "precision": "fp64",
@@ -102,8 +104,10 @@ def train_baseline(cfg: DictConfig) -> dict:
         "train_samples_per_second": len(train_texts) / max(runtime, 1e-9),
         "train_loss": float(log_loss(train_names, pipeline.predict_proba(train_texts), labels=pipeline.classes_)),
         "data_counts": label_table(dataset),
+        "data_groups": {name: len(set(part["group"])) for name, part in dataset.items()},  # documents, pairs or sentences
         "best_checkpoint": None,
         "best_validation_macro_f1": evaluate("validation")[0]["macro_f1"],
+        "evaluated": list(evaluated),
         **{name: report for name, (report, _) in evaluated.items()},
     }
     for name, (report, predicted) in evaluated.items():

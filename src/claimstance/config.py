@@ -106,17 +106,44 @@ def check_config(cfg: DictConfig) -> None:
     raise_problems(problems)
 
 
+GROUP_KEYS = (None, "doc", "pair")  # row fields a grouped split may keep whole
+
+
+def _split_problems(split: Mapping, key: str, required: tuple[str, ...]) -> list[str]:
+    """Split fractions must name the required parts (validation may be added) and sum to 1."""
+    allowed = set(required) | {"validation"}
+    if not set(required) <= set(split) or not set(split) <= allowed:
+        return [f"{key} must have the keys {', '.join(required)} (and optionally validation); got {sorted(split)}"]
+    if (
+        any(isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 for v in split.values())
+        or abs(sum(split.values()) - 1) > 1e-6
+    ):
+        return [f"{key} fractions must be numbers >= 0 that sum to 1, got {dict(split)}"]
+    if any(split[name] <= 0 for name in required):
+        return [f"{key}: {', '.join(required)} must each be > 0, got {dict(split)}"]
+    return []
+
+
 def data_problems(data_cfg: Mapping) -> list[str]:
-    """What is wrong with the ``data`` group alone: label set and split fractions (the dataset build checks this too)."""
+    """What is wrong with the ``data`` group alone: labels, corpora, grouping and split fractions."""
     problems = []
     unknown = [label for label in data_cfg["labels"] if label not in data_cfg["known_labels"]]
     if unknown:
         problems.append(f"data.labels has {unknown}, which are not in data.known_labels {list(data_cfg['known_labels'])}")
-    split = data_cfg["split"]
-    if set(split) != {"train", "validation", "test"}:
-        problems.append(f"data.split must have the keys train, validation, test; got {sorted(split)}")
-    elif any(not isinstance(v, (int, float)) or v <= 0 for v in split.values()) or abs(sum(split.values()) - 1) > 1e-6:
-        problems.append(f"data.split fractions must be numbers > 0 that sum to 1, got {dict(split)}")
+    missing = [label for label in data_cfg["labels"] if label not in (data_cfg.get("descriptions") or {})]
+    if missing:
+        problems.append(f"data.descriptions has no line for {missing}; the model card needs one per label")
+    problems += _split_problems(data_cfg["split"], "data.split", ("train", "validation", "test"))
+    extra = data_cfg.get("extra") or {}
+    corpora = {"data": data_cfg} | {f"data.extra.{name}": corpus for name, corpus in extra.items()}
+    for key, corpus in corpora.items():
+        if corpus.get("group_by") not in GROUP_KEYS:
+            problems.append(f"{key}.group_by must be doc, pair or null, got {corpus.get('group_by')!r}")
+    for name, corpus in extra.items():
+        problems += _split_problems(corpus["split"], f"data.extra.{name}.split", ("train", "test"))
+    strays = [name for name in data_cfg.get("train_on") or [] if name not in extra]
+    if strays:
+        problems.append(f"data.train_on names {strays}, which are not in data.extra {sorted(extra)}")
     fraction = data_cfg.get("train_fraction", 1.0)
     if not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
         problems.append(f"data.train_fraction must be a number in (0, 1], got {fraction!r}")

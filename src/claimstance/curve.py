@@ -13,17 +13,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
 
 from claimstance.config import exits_cleanly  # noqa: E402
-from claimstance.train import train  # noqa: E402
+from claimstance.train import SPLIT_TITLES, train  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 
 def plot_curve(points: list[dict], path: Path) -> None:
-    """Test and challenge macro-F1 against the number of training sentences."""
+    """Macro-F1 of every evaluated split against the number of training sentences (test = held-out documents)."""
     fig, ax = plt.subplots(figsize=(6, 4))
     sizes = [p["train_size"] for p in points]
-    for key, label in (("test_macro_f1", "test"), ("challenge_macro_f1", "challenge (written apart)")):
-        ax.plot(sizes, [p[key] for p in points], marker="o", label=label)
+    for split in points[0]["macro_f1"]:
+        ax.plot(sizes, [p["macro_f1"][split] for p in points], marker="o", label=SPLIT_TITLES.get(split, split))
     ax.set_xlabel("training sentences")
     ax.set_ylabel("macro-F1")
     ax.set_ylim(0, 1.02)
@@ -49,17 +49,19 @@ def run(cfg: DictConfig) -> list[dict]:
             {
                 "train_fraction": float(fraction),
                 "train_size": metrics["data_counts"]["train"]["total"],
-                "test_macro_f1": round(metrics["test"]["macro_f1"], 4),
-                "challenge_macro_f1": round(metrics["challenge"]["macro_f1"], 4),
+                "macro_f1": {split: round(metrics[split]["macro_f1"], 4) for split in metrics["evaluated"]},
+                "test_macro_f1_ci95": metrics["test"]["macro_f1_ci95"],
             }
         )
     output = Path(cfg.curve_output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.with_suffix(".json").write_text(json.dumps(points, indent=2) + "\n")
     plot_curve(points, output.with_suffix(".png"))
-    rows = [f"{'fraction':>9}{'sentences':>11}{'test F1':>9}{'challenge F1':>14}"]
+    splits = list(points[0]["macro_f1"])
+    rows = [f"{'fraction':>9}{'sentences':>11}" + "".join(f"{split:>16}" for split in splits)]
     rows += [
-        f"{p['train_fraction']:>9}{p['train_size']:>11}{p['test_macro_f1']:>9.3f}{p['challenge_macro_f1']:>14.3f}" for p in points
+        f"{p['train_fraction']:>9}{p['train_size']:>11}" + "".join(f"{p['macro_f1'][split]:>16.3f}" for split in splits)
+        for p in points
     ]
     log.info("\n%s\nSaved %s and %s", "\n".join(rows), output.with_suffix(".json"), output.with_suffix(".png"))
     return points

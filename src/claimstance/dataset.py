@@ -24,7 +24,8 @@ from datasets import (
     enable_progress_bars,
     load_from_disk,
 )
-from sklearn.model_selection import train_test_split
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from claimstance.annotations import Annotation, AnnotationError, LoadResult, annotation_files, load_annotations
 from claimstance.atomic import staged_folder
@@ -69,13 +70,68 @@ def check_label_counts(rows: Sequence[Annotation], labels: Sequence[str], fracti
         raise AnnotationError(problems)
 
 
-def split_rows(rows: Sequence[Annotation], fractions: Mapping[str, float], seed: int) -> dict[str, list[Annotation]]:
-    """Seeded split stratified by label, in two scikit-learn steps (test, then validation), sizes rounded."""
+def _hold_out(rows: list[Annotation], share: float, seed: int, group_by: str | None) -> tuple[list, list]:
+    """(rest, held out): about ``share`` of the rows, label-stratified, whole groups when ``group_by`` is set.
+
+    Groups go through scikit-learn's ``StratifiedGroupKFold`` (one fold held out), which keeps every
+    document or pair whole and balances labels as far as the groups allow.
+    """
     labels = [row.label for row in rows]
-    n_test, n_validation = (max(1, round(fractions[name] * len(rows))) for name in ("test", "validation"))
-    rest, test = train_test_split(list(rows), test_size=n_test, stratify=labels, random_state=seed)
-    train, validation = train_test_split(rest, test_size=n_validation, stratify=[row.label for row in rest], random_state=seed)
+    if group_by is None:
+        n_held = max(1, round(share * len(rows)))
+        rest, held = train_test_split(rows, test_size=n_held, stratify=labels, random_state=seed)
+        return rest, held
+    groups = [row.group(group_by) for row in rows]
+    folds = max(2, round(1 / share))
+    if folds > len(set(groups)):
+        raise AnnotationError(
+            [f"only {len(set(groups))} {group_by} group(s); a grouped split holding out {share:.0%} needs {folds}"]
+        )
+    rest_index, held_index = next(
+        StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed).split(rows, labels, groups)
+    )
+    return [rows[i] for i in rest_index], [rows[i] for i in held_index]
+
+
+def split_rows(
+    rows: Sequence[Annotation], fractions: Mapping[str, float], seed: int, group_by: str | None = None
+) -> dict[str, list[Annotation]]:
+    """Seeded split into train / (validation) / test: test first, then validation from the rest."""
+    rest, test = _hold_out(list(rows), fractions["test"], seed, group_by)
+    parts = {"test": test}
+    if fractions.get("validation", 0) > 0:
+        rest, parts["validation"] = _hold_out(rest, fractions["validation"] / (1 - fractions["test"]), seed, group_by)
+    parts["train"] = rest
+    return {name: parts[name] for name in SPLITS if name in parts}
+
+
+def split_off_field(
+    rows: Sequence[Annotation], field: str, fractions: Mapping[str, float], seed: int, group_by: str | None
+) -> dict[str, list[Annotation]]:
+    """Leave one field out: every row of ``field`` is the test part; train and validation come from the other fields."""
+    test = [row for row in rows if row.domain == field]
+    if not test:
+        fields = ", ".join(sorted({row.domain for row in rows}))
+        raise AnnotationError([f"data.hold_out_field={field}: no sentence in that field; the fields are {fields}"])
+    rest = [row for row in rows if row.domain != field]
+    share = fractions["validation"] / (fractions["train"] + fractions["validation"])
+    train, validation = _hold_out(rest, share, seed, group_by)
     return {"train": train, "validation": validation, "test": test}
+
+
+def check_groups(rows: Sequence[Annotation], group_by: str | None, where: str) -> None:
+    """A grouped split needs the group field on every row: say which rows lack it."""
+    if group_by is None:
+        return
+    lacking = [row.where for row in rows if getattr(row, group_by) is None]
+    if lacking:
+        more = f" (and {len(lacking) - 3} more)" if len(lacking) > 3 else ""
+        raise AnnotationError(
+            [
+                f"{where}: group_by={group_by} but {len(lacking)} row(s) have no '{group_by}' field, "
+                f"e.g. {', '.join(lacking[:3])}{more}"
+            ]
+        )
 
 
 def subsample(train: Dataset, fraction: float, seed: int) -> Dataset:
@@ -94,14 +150,21 @@ def features_for(labels: Sequence[str]) -> Features:
             "label": ClassLabel(names=list(labels)),
             "domain": Value("string"),
             "source": Value("string"),
+            "group": Value("string"),
+            "corpus": Value("string"),
         }
     )
 
 
-def to_dataset(rows: Sequence[Annotation], labels: Sequence[str]) -> Dataset:
-    """Rows -> ``Dataset`` with ``ClassLabel`` labels in config order."""
-    columns = {name: [getattr(row, name) for row in rows] for name in ("id", "text", "domain", "source")}
-    columns["label"] = [labels.index(row.label) for row in rows]
+def to_dataset(rows: Sequence[tuple[str, str | None, Annotation]], labels: Sequence[str]) -> Dataset:
+    """``(corpus, group_by, row)`` triples -> ``Dataset`` with ``ClassLabel`` labels in config order.
+
+    ``group`` (document, pair or the sentence id) travels along for grouped bootstrap and pair scores.
+    """
+    columns = {name: [getattr(row, name) for _, _, row in rows] for name in ("id", "text", "domain", "source")}
+    columns["label"] = [labels.index(row.label) for _, _, row in rows]
+    columns["group"] = [row.group(group_by) for _, group_by, row in rows]
+    columns["corpus"] = [corpus for corpus, _, _ in rows]
     return Dataset.from_dict(columns, features=features_for(labels))
 
 
@@ -133,49 +196,134 @@ def fingerprint(files: Sequence[Path], settings: Mapping) -> str:
     return digest.hexdigest()[:16]
 
 
+SETTINGS = (
+    "labels",
+    "split",
+    "split_seed",
+    "group_by",
+    "extra",
+    "train_on",
+    "hold_out_field",
+)  # what the saved dataset depends on
+
+
+def corpus_specs(data_cfg: Mapping) -> dict[str, dict]:
+    """Every corpus by name, primary first: ``{path, group_by, split, train}``."""
+    primary = {
+        "path": data_cfg["annotations"],
+        "group_by": data_cfg.get("group_by"),
+        "split": dict(data_cfg["split"]),
+        "train": True,
+    }
+    specs = {Path(str(data_cfg["annotations"])).stem: primary}
+    train_on = set(data_cfg.get("train_on") or [])
+    for name, extra in (data_cfg.get("extra") or {}).items():
+        specs[name] = {
+            "path": extra["path"],
+            "group_by": extra.get("group_by"),
+            "split": dict(extra["split"]),
+            "train": name in train_on,
+        }
+    return specs
+
+
+def _leaks(train: Sequence[Annotation], evaluated: Mapping[str, Sequence[Annotation]]) -> list[str]:
+    """Evaluation sentences whose text is also trained on (a leak makes scores meaningless)."""
+    seen = {normalise_text(row.text): row for row in train}
+    problems = []
+    for split, rows in evaluated.items():
+        both = [(row, seen[normalise_text(row.text)]) for row in rows if normalise_text(row.text) in seen]
+        if both:
+            row, twin = both[0]
+            also = "also in the corpora" if split == "challenge" else "also trained on"
+            problems.append(
+                f"{row.where}: {len(both)} {split} sentence(s) {also}, e.g. {row.text!r} (also {twin.where}); remove one"
+            )
+    return problems
+
+
 def build_dataset(data_cfg: Mapping) -> tuple[DatasetDict, dict]:
-    """Load, validate, filter and split; returns the dataset and its summary. No files written."""
+    """Load, validate, filter and split every corpus; returns the dataset and its summary. No files written.
+
+    The primary corpus gives train, validation and test (held-out documents, the headline); each extra
+    corpus is split on its own, its train part joins training when ``data.train_on`` names it and its
+    test part is always evaluated as ``<name>_test``.
+    """
     raise_problems(data_problems(data_cfg))
     labels = list(data_cfg["labels"])
     known = list(data_cfg["known_labels"])
-    fractions = dict(data_cfg["split"])
-    loaded: LoadResult = load_annotations(data_cfg["annotations"], known)
-    rows, left_out = select_labels(loaded.rows, labels)
-    check_label_counts(rows, labels, fractions, str(data_cfg["annotations"]))
-    splits = split_rows(rows, fractions, int(data_cfg["split_seed"]))
-    parts = {name: to_dataset(part, labels) for name, part in splits.items()}
-    files = list(loaded.files)
+    seed = int(data_cfg["split_seed"])
+    parts: dict[str, list] = {"train": [], "validation": []}
+    files: list[Path] = []
+    corpora: dict[str, dict] = {}
+    for index, (name, spec) in enumerate(corpus_specs(data_cfg).items()):
+        loaded: LoadResult = load_annotations(spec["path"], known)
+        rows, left_out = select_labels(loaded.rows, labels)
+        where = str(spec["path"])
+        if index == 0:
+            check_label_counts(rows, labels, spec["split"], where)
+        check_groups(rows, spec["group_by"], where)
+        if index == 0 and data_cfg.get("hold_out_field"):
+            split = split_off_field(rows, data_cfg["hold_out_field"], spec["split"], seed, spec["group_by"])
+        else:
+            split = split_rows(rows, spec["split"], seed, spec["group_by"])
+        tagged = {part: [(name, spec["group_by"], row) for row in part_rows] for part, part_rows in split.items()}
+        if index == 0:
+            parts["validation"] = tagged["validation"]
+            parts["test"] = tagged["test"]
+        else:
+            parts[f"{name}_test"] = tagged["test"]
+        if spec["train"]:
+            parts["train"] += tagged["train"]
+        files += loaded.files
+        corpora[name] = {
+            "path": where,
+            "group_by": spec["group_by"],
+            "trained_on": spec["train"],
+            "rows_loaded": len(loaded.rows) + loaded.duplicates_dropped,
+            "duplicates_dropped": loaded.duplicates_dropped,
+            "left_out_by_label": dict(left_out),
+            "groups": {part: len({row.group(spec["group_by"]) for row in part_rows}) for part, part_rows in split.items()},
+        }
     challenge_left_out: Counter = Counter()
     if data_cfg.get("challenge"):
         challenge = load_annotations(data_cfg["challenge"], known)
         challenge_rows, challenge_left_out = select_labels(challenge.rows, labels)
-        leaked = {normalise_text(r.text) for r in rows} & {normalise_text(r.text) for r in challenge_rows}
-        if leaked:
-            example = sorted(leaked)[0]
-            where = f"{data_cfg['challenge']}: {len(leaked)} challenge sentence(s)"
-            raise AnnotationError([f"{where} also in the training annotations, e.g. {example!r}; remove them from one side"])
-        parts["challenge"] = to_dataset(challenge_rows, labels)
+        parts["challenge"] = [("challenge", None, row) for row in challenge_rows]
         files += challenge.files
-    dataset = DatasetDict(parts)
+    trained = [row for _, _, row in parts["train"] + parts["validation"]]
+    evaluated = {split: [row for _, _, row in rows] for split, rows in parts.items() if split not in ("train", "validation")}
+    challenge_rows = evaluated.pop("challenge", [])
+    every_row = trained + [row for rows in evaluated.values() for row in rows]
+    leaks = _leaks(trained, evaluated) + _leaks(every_row, {"challenge": challenge_rows})  # the challenge set stands apart
+    if leaks:
+        raise AnnotationError(leaks)
+    dataset = DatasetDict({split: to_dataset(rows, labels) for split, rows in parts.items()})
     summary = {
         "labels": labels,
-        "fingerprint": fingerprint(files, {k: data_cfg[k] for k in ("labels", "split", "split_seed")}),
+        "fingerprint": fingerprint(files, settings_of(data_cfg)),
         "files": [str(f) for f in files],
-        "rows_loaded": len(loaded.rows) + loaded.duplicates_dropped,
-        "duplicates_dropped": loaded.duplicates_dropped,
-        "left_out_by_label": dict(left_out),
+        "corpora": corpora,
         "challenge_left_out_by_label": dict(challenge_left_out),
         "counts": label_table(dataset),
     }
     return dataset, summary
 
 
+def settings_of(data_cfg: Mapping) -> dict:
+    """The config values the split depends on, as plain data."""
+    return {
+        key: OmegaConf.to_container(value) if isinstance(value, DictConfig | ListConfig) else value
+        for key, value in ((k, data_cfg.get(k)) for k in SETTINGS)
+    }
+
+
 def current_fingerprint(data_cfg: Mapping) -> str:
     """Fingerprint of the annotations as they are now, without loading them."""
-    files = annotation_files(data_cfg["annotations"])
+    files = [path for spec in corpus_specs(data_cfg).values() for path in annotation_files(spec["path"])]
     if data_cfg.get("challenge"):
         files += annotation_files(data_cfg["challenge"])
-    return fingerprint(files, {k: data_cfg[k] for k in ("labels", "split", "split_seed")})
+    return fingerprint(files, settings_of(data_cfg))
 
 
 def save_atomically(dataset: DatasetDict, summary: Mapping, output_dir: Path) -> None:
@@ -211,12 +359,26 @@ def prepare_dataset(data_cfg: Mapping, rebuild: bool = False) -> DatasetDict:
 
 
 def report_summary(summary: Mapping, output_dir: Path) -> None:
-    """Print what the build did: dropped duplicates, left-out labels, split x label table."""
-    if summary["duplicates_dropped"]:
-        log.info("Dropped %d exact duplicate row(s) (same text, same label).", summary["duplicates_dropped"])
-    for key, what in (("left_out_by_label", "annotations"), ("challenge_left_out_by_label", "challenge set")):
-        if summary[key]:
-            parts = ", ".join(f"{n} {label}" for label, n in sorted(summary[key].items()))
+    """Print what the build did: corpora and their groups, dropped duplicates, left-out labels, split x label table."""
+    left_out = {f"corpus {name}": corpus["left_out_by_label"] for name, corpus in summary["corpora"].items()}
+    left_out["challenge set"] = summary["challenge_left_out_by_label"]
+    for name, corpus in summary["corpora"].items():
+        groups = ", ".join(f"{part} {n}" for part, n in corpus["groups"].items())
+        use = "trained on" if corpus["trained_on"] else "evaluated only"
+        log.info(
+            "Corpus %s (%s, %s): %d rows; %s: %s",
+            name,
+            corpus["path"],
+            use,
+            corpus["rows_loaded"],
+            corpus["group_by"] or "sentences",
+            groups,
+        )
+        if corpus["duplicates_dropped"]:
+            log.info("Dropped %d exact duplicate row(s) (same text, same label) from %s.", corpus["duplicates_dropped"], name)
+    for what, counts in left_out.items():
+        if counts:
+            parts = ", ".join(f"{n} {label}" for label, n in sorted(counts.items()))
             log.info("Left out of the %s (not in data.labels): %s", what, parts)
     log.info("%s", format_table(summary["counts"]))
     log.info("Dataset saved to %s", output_dir)

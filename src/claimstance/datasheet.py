@@ -1,40 +1,105 @@
-"""Generated parts of the datasheet (``data/README.md``): label x domain counts, never typed by hand."""
+"""Generated parts of the datasheet, never typed by hand: label x field tables in ``data/README.md`` and
+the sources table ``data/documents/SOURCES.md``."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from claimstance.annotations import Annotation, load_annotations
+from claimstance.annotations import Annotation, AnnotationError, load_annotations
 from claimstance.config import exits_cleanly
 
 log = logging.getLogger(__name__)
 START, END = "<!-- generated:counts:start -->", "<!-- generated:counts:end -->"
+SOURCE_FIELDS = ("doc", "title", "url", "publisher", "date", "field", "genre", "sentences")
 
 
-def count_table(rows: Sequence[Annotation], labels: Sequence[str], title: str) -> str:
-    """Markdown table: one row per domain, one column per label, plus hard-case share and totals."""
+def count_table(rows: Sequence[Annotation], labels: Sequence[str], title: str, by_document: bool = False) -> str:
+    """Markdown table: one row per domain (field), one column per label, plus hard-case share and totals.
+
+    ``by_document`` adds the number of documents per field and each field's share of all sentences.
+    """
     cells = Counter((row.domain, row.label) for row in rows)
     hard = Counter(row.domain for row in rows if row.note)
-    domains = sorted({row.domain for row in rows})
-    lines = [f"**{title}** ({len(rows)} sentences)", "", "| domain | " + " | ".join(labels) + " | total | hard cases |"]
-    lines.append("|---|" + "---:|" * (len(labels) + 2))
+    documents = {domain: len({row.doc for row in rows if row.domain == domain}) for domain in {row.domain for row in rows}}
+    domains = sorted(documents)
+    extra_head = " documents | share |" if by_document else ""
+    lines = [
+        f"**{title}** ({len(rows)} sentences)",
+        "",
+        "| field | " + " | ".join(labels) + f" | total |{extra_head} hard cases |",
+    ]
+    lines.append("|---|" + "---:|" * (len(labels) + 2 + 2 * by_document))
     for domain in domains:
         total = sum(cells[domain, label] for label in labels)
         counts = " | ".join(str(cells[domain, label]) for label in labels)
-        lines.append(f"| {domain} | {counts} | {total} | {hard[domain] / total:.0%} |")
-    totals = " | ".join(str(sum(cells[d, label] for d in domains)) for label in labels)
-    lines.append(f"| **all** | {totals} | {len(rows)} | {sum(hard.values()) / len(rows):.0%} |")
+        extra = f" {documents[domain]} | {total / len(rows):.1%} |" if by_document else ""
+        lines.append(f"| {domain} | {counts} | {total} |{extra} {hard[domain] / total:.0%} |")
+    totals = " | ".join(
+        f"{sum(cells[d, label] for d in domains)} ({sum(cells[d, label] for d in domains) / len(rows):.0%})" for label in labels
+    )
+    extra = f" {sum(documents.values())} | 100% |" if by_document else ""
+    lines.append(f"| **all** | {totals} | {len(rows)} |{extra} {sum(hard.values()) / len(rows):.0%} |")
     return "\n".join(lines)
 
 
-def render(annotations: Path, challenge: Path, labels: Sequence[str]) -> str:
-    """Both tables, for the training corpus and the challenge set."""
-    training = load_annotations(annotations, labels).rows
-    held_out = load_annotations(challenge, labels).rows
-    return "\n\n".join([count_table(training, labels, "Training corpus"), count_table(held_out, labels, "Challenge set")])
+def render(documents: Path, authored: Path, contrast: Path, challenge: Path, labels: Sequence[str]) -> str:
+    """The tables for every corpus: documents by field, authored sentences, contrast pairs, challenge set."""
+    parts = [
+        count_table(load_annotations(documents, labels).rows, labels, "Document corpus (real documents, rewritten)", True),
+        count_table(load_annotations(authored, labels).rows, labels, "Authored corpus"),
+        count_table(load_annotations(contrast, labels).rows, labels, "Contrast pairs"),
+        count_table(load_annotations(challenge, labels).rows, labels, "Challenge set"),
+    ]
+    return "\n\n".join(parts)
+
+
+def read_sources(folder: Path) -> list[dict]:
+    """Every document's source record from ``<folder>/*.jsonl``, checked field by field as ``file:line: problem``."""
+    records, problems = [], []
+    for path in sorted(Path(folder).glob("*.jsonl")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                problems.append(f"{where}: malformed JSON ({err.msg})")
+                continue
+            missing = [key for key in SOURCE_FIELDS if record.get(key) in (None, "")]
+            if missing:
+                problems.append(f"{where}: source record lacks {', '.join(missing)}")
+            records.append(record | {"where": where})
+    if problems:
+        raise AnnotationError(problems)
+    return records
+
+
+def sources_markdown(sources: Sequence[dict]) -> str:
+    """``SOURCES.md``: one row per document, grouped by field, with a link to the original."""
+    fields = Counter(source["field"] for source in sources)
+    lines = [
+        "# Sources of the document corpus",
+        "",
+        "Generated by `python scripts/datasheet.py` from `sources/*.jsonl`; do not edit by hand.",
+        "Every document below was found as a public page, and each of its sentences, from the start of the page",
+        "as far as the stored copy reached, was rewritten in our own words and annotated (`<field>.jsonl`).",
+        f"{len(sources)} documents, {sum(int(s['sentences']) for s in sources)} sentences, {len(fields)} fields.",
+        "",
+        "| doc | title | publisher | date | genre | sentences |",
+        "|---|---|---|---|---|---:|",
+    ]
+    for source in sorted(sources, key=lambda s: (s["field"], s["doc"])):
+        title = source["title"].replace("|", "/").replace("[", "(").replace("]", ")")
+        lines.append(
+            f"| {source['doc']} | [{title}]({source['url']}) | {source['publisher']} | {source['date']} | "
+            f"{source['genre']} | {source['sentences']} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def update_readme(readme: Path, block: str) -> bool:
@@ -50,7 +115,13 @@ def update_readme(readme: Path, block: str) -> bool:
 
 @exits_cleanly
 def run(cfg) -> None:
-    """``scripts/datasheet.py``: regenerate the counts in ``data/README.md``."""
-    block = render(Path(cfg.data.annotations), Path(cfg.data.challenge), list(cfg.data.known_labels))
+    """``scripts/datasheet.py``: regenerate the counts in ``data/README.md`` and ``data/documents/SOURCES.md``."""
+    labels = list(cfg.data.known_labels)
+    block = render(Path(cfg.documents), Path(cfg.authored), Path(cfg.contrast), Path(cfg.data.challenge), labels)
     changed = update_readme(Path(cfg.readme), block)
     log.info("%s %s", "Updated" if changed else "Already up to date:", cfg.readme)
+    sources_md = Path(cfg.sources_md)
+    text = sources_markdown(read_sources(Path(cfg.sources)))
+    if not sources_md.exists() or sources_md.read_text(encoding="utf-8") != text:
+        sources_md.write_text(text, encoding="utf-8")
+        log.info("Updated %s", sources_md)

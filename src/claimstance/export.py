@@ -221,17 +221,20 @@ def model_card(cfg, metrics: Mapping) -> str:
             for s in split_names
         ],
         "",
-        "The challenge split was written apart from the training sentences and is never used for training or model",
-        "selection: it is the honest estimate of quality on new text.",
+        "`test` holds whole documents (real news and press releases, rewritten sentence by sentence) that were never",
+        "trained on or used for model selection: it is the estimate of quality on new text. The other evaluated splits",
+        "(the authored corpus's test part, contrast pairs, the challenge set) are secondary figures.",
         "",
         "## Evaluation",
         "",
     ]
-    for name in ("test", "challenge"):
+    for name in metrics.get("evaluated", []):
         if name in metrics:
             report = metrics[name]
+            low, high = report["macro_f1_ci95"]
             lines += [
-                f"### {name} ({report['size']} sentences): macro-F1 {report['macro_f1']:.3f}, accuracy {report['accuracy']:.3f}",
+                f"### {name} ({report['size']} sentences): macro-F1 {report['macro_f1']:.3f} (95% CI {low:.3f}-{high:.3f}), "
+                f"accuracy {report['accuracy']:.3f}",
                 "",
                 _metrics_rows(report),
                 "",
@@ -251,8 +254,9 @@ def model_card(cfg, metrics: Mapping) -> str:
         "",
         "## Limitations",
         "",
-        "Trained on hand-written, news-style English sentences; one label per sentence (the main clause's speech act).",
-        "Expect lower scores on other genres, on very long sentences and on languages other than English.",
+        "Trained on English news and press releases rewritten sentence by sentence, plus hand-written news-style sentences;",
+        "one label per sentence (the main clause's speech act), judged without context. Expect lower scores on other",
+        "genres, on fields absent from the training data (see docs/cross_field.md) and on languages other than English.",
         "",
     ]
     return "\n".join(lines)

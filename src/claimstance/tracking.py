@@ -24,8 +24,6 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("test", "challenge")
-
 
 def resolved(cfg: DictConfig) -> dict:
     """The run config as plain containers, interpolations resolved, without Hydra's own node."""
@@ -55,7 +53,7 @@ def final_metrics(metrics: Mapping) -> dict[str, float]:
         "validation/best_macro_f1": metrics.get("best_validation_macro_f1"),
         "train/runtime_s": metrics.get("train_runtime_s"),
     }
-    for split in SPLITS:
+    for split in metrics.get("evaluated", []):
         if split in metrics:
             report = metrics[split]
             values |= {f"{split}/{key}": report[key] for key in ("macro_f1", "accuracy", "weighted_f1")}
@@ -98,7 +96,7 @@ class TensorBoardTracker(Tracker):
         with SummaryWriter(str(self.log_dir)) as writer:
             for name, value in scores.items():
                 writer.add_scalar(name, value)
-            for split in SPLITS:
+            for split in metrics.get("evaluated", []):
                 image = run_dir / f"{split}_confusion_matrix.png"
                 if image.is_file():
                     writer.add_image(f"{split}/confusion_matrix", plt.imread(image)[..., :3], dataformats="HWC")

@@ -30,7 +30,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from claimstance.config import ConfigError, check_config, exits_cleanly
 from claimstance.dataset import label_table, prepare_dataset
 from claimstance.export import ExportError, export_model, model_card
-from claimstance.metrics import plot_history, score, trainer_metrics, write_report
+from claimstance.metrics import evaluated_splits, plot_history, score, trainer_metrics, write_report
 from claimstance.model import max_positions
 from claimstance.predict import default_threads
 from claimstance.tracking import apply_logger_env, finish_tracking, start_tracking
@@ -130,11 +130,11 @@ def training_arguments(cfg: DictConfig, output_dir: Path) -> tuple[TrainingArgum
     return TrainingArguments(**args), precision
 
 
-def evaluate_split(trainer: Trainer, split: Dataset, labels: list[str]) -> tuple[dict, list[int]]:
-    """scikit-learn report and predicted ids for one split."""
+def evaluate_split(trainer: Trainer, split: Dataset, labels: list[str], no_claim_label: str | None) -> tuple[dict, list[int]]:
+    """scikit-learn report (bootstrap over the split's documents or pairs) and predicted ids for one split."""
     output = trainer.predict(split)
     predicted = output.predictions.argmax(-1).tolist()
-    return score(output.label_ids.tolist(), predicted, labels), predicted
+    return score(output.label_ids.tolist(), predicted, labels, list(split["group"]), no_claim_label), predicted
 
 
 def check_model_limits(cfg: DictConfig, model) -> None:
@@ -199,9 +199,8 @@ def train(cfg: DictConfig) -> dict:
     )
     train_output = trainer.train(resume_from_checkpoint=checkpoint)
 
-    evaluated = {"test": evaluate_split(trainer, encoded["test"], labels)}
-    if "challenge" in encoded:
-        evaluated["challenge"] = evaluate_split(trainer, encoded["challenge"], labels)
+    no_claim = cfg.data.get("no_claim_label")
+    evaluated = {name: evaluate_split(trainer, encoded[name], labels, no_claim) for name in evaluated_splits(encoded)}
     metrics = {
         "labels": labels,
         "precision": precision,
@@ -210,8 +209,10 @@ def train(cfg: DictConfig) -> dict:
         "train_samples_per_second": train_output.metrics["train_samples_per_second"],
         "train_loss": train_output.metrics["train_loss"],
         "data_counts": label_table(dataset),
+        "data_groups": {name: len(set(part["group"])) for name, part in dataset.items()},  # documents, pairs or sentences
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "best_validation_macro_f1": trainer.state.best_metric,
+        "evaluated": list(evaluated),
         **{name: report for name, (report, _) in evaluated.items()},
     }
     if not trainer.is_world_process_zero():
@@ -248,6 +249,7 @@ def write_predictions_table(split: Dataset, predicted: list[int], labels: list[s
         for row, guess in zip(split, predicted, strict=True):
             record = {
                 "id": row["id"],
+                "group": row["group"],
                 "domain": row["domain"],
                 "text": row["text"],
                 "gold": labels[row["label"]],
@@ -256,13 +258,26 @@ def write_predictions_table(split: Dataset, predicted: list[int], labels: list[s
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
+SPLIT_TITLES = {"test": "test (held-out documents)", "challenge": "challenge (written apart)"}
+
+
 def final_table(metrics: dict) -> str:
-    """The closing summary: macro-F1 and accuracy for each evaluated split."""
-    rows = [f"{'split':<12}{'macro-F1':>10}{'accuracy':>10}{'size':>7}"]
-    for name in ("test", "challenge"):
-        if name in metrics:
-            report = metrics[name]
-            rows.append(f"{name:<12}{report['macro_f1']:>10.3f}{report['accuracy']:>10.3f}{report['size']:>7}")
+    """The closing summary: macro-F1 with its 95% interval, claim-label F1 and accuracy per split; the headline's per-label F1."""
+    rows = [f"{'split':<28}{'macro-F1':>9}{'95% CI':>15}{'claims F1':>11}{'accuracy':>10}{'size':>7}"]
+    for name in metrics["evaluated"]:
+        if name not in metrics:
+            continue
+        report = metrics[name]
+        low, high = report.get("macro_f1_ci95", [float("nan")] * 2)
+        claims = f"{report['claim_macro_f1']:.3f}" if "claim_macro_f1" in report else "-"
+        rows.append(
+            f"{SPLIT_TITLES.get(name, name):<28}{report['macro_f1']:>9.3f}{f'{low:.3f}-{high:.3f}':>15}{claims:>11}"
+            f"{report['accuracy']:>10.3f}{report['size']:>7}"
+        )
+        if "pairs" in report:
+            rows.append(f"{'':<28}pair consistency {report['pairs']['consistency']:.3f} ({report['pairs']['pairs']} pairs)")
+    headline = metrics["test"]["per_class"]
+    rows.append("test per-label F1: " + ", ".join(f"{label} {values['f1-score']:.3f}" for label, values in headline.items()))
     rows.append(
         f"training: {metrics['train_runtime_s']} s, {metrics['train_samples_per_second']:.1f} samples/s, {metrics['precision']}"
     )
