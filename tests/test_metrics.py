@@ -86,3 +86,25 @@ def test_macro_f1_from_confusion_equals_sklearn():
         y_true, y_pred = rng.integers(0, 4, 50), rng.integers(0, 3, 50)  # label 3 never predicted: zero_division
         expected = f1_score(y_true, y_pred, labels=[0, 1, 2, 3], average="macro", zero_division=0)
         assert macro_f1_from_confusion(confusion_matrix(y_true, y_pred, labels=[0, 1, 2, 3])) == pytest.approx(expected)
+
+
+def test_balanced_class_weights_follow_inverse_frequency():
+    from claimstance.config import ConfigError
+    from claimstance.train import class_weights
+
+    weights = class_weights("balanced", [0, 0, 0, 1], 3)
+    # n / (k * count) with k = 2 labels present: 4 / (2 * 3) and 4 / (2 * 1); an absent label keeps 1
+    assert weights.tolist() == pytest.approx([4 / 6, 2.0, 1.0])
+    assert class_weights(None, [0, 1], 2) is None
+    with pytest.raises(ConfigError, match="trainer.class_weights must be balanced or null"):
+        class_weights("inverse", [0, 1], 2)
+
+
+def test_frozen_embeddings_are_left_out_of_training():
+    from claimstance.config import minilm_dir
+    from claimstance.model import load_pretrained
+
+    model, _ = load_pretrained(minilm_dir(), ["a", "b"], freeze_embeddings=True)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert "bert.embeddings.word_embeddings.weight" not in trainable
+    assert "classifier.weight" in trainable and any("encoder.layer.0" in name for name in trainable)

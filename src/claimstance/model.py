@@ -34,8 +34,14 @@ def label_maps(labels: Sequence[str]) -> dict:
     }
 
 
-def load_pretrained(name_or_path: str, labels: Sequence[str]) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Any Hugging Face model id or local folder, with a fresh classification head for ``labels``."""
+def load_pretrained(
+    name_or_path: str, labels: Sequence[str], freeze_embeddings: bool = False
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Any Hugging Face model id or local folder, with a fresh classification head for ``labels``.
+
+    ``freeze_embeddings`` keeps the input word embeddings as pre-trained: in MiniLM they are half of
+    the parameters, so the optimizer step and backward pass get much cheaper on a CPU.
+    """
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
         model = AutoModelForSequenceClassification.from_pretrained(
@@ -50,6 +56,8 @@ def load_pretrained(name_or_path: str, labels: Sequence[str]) -> tuple[PreTraine
             "(huggingface-cli download NAME --local-dir DIR) and pass model.name_or_path=DIR, "
             "or use the offline default model=minilm."
         ) from err
+    if freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
     return model, tokenizer
 
 

@@ -11,10 +11,12 @@ import logging
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import torch
 from datasets import Dataset, DatasetDict
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from sklearn.utils.class_weight import compute_class_weight
 from torch.utils.data import SequentialSampler
 from transformers import (
     DataCollatorWithPadding,
@@ -39,11 +41,24 @@ log = logging.getLogger(__name__)
 
 
 class ClaimTrainer(Trainer):
-    """The HF Trainer, with evaluation and prediction in dataset order.
+    """The HF Trainer, with evaluation and prediction in dataset order and optional class weights.
 
     Length-grouped batches pay off in training; applied to evaluation (as ``group_by_length``
-    does) they would reorder predictions against the rows they belong to.
+    does) they would reorder predictions against the rows they belong to. ``class_weights`` (one per
+    label) weigh the cross-entropy, so that rare labels in real text (caution, request) count as much.
     """
+
+    def __init__(self, *args, class_weights: torch.Tensor | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.class_weights = class_weights
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.class_weights is None:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        loss = torch.nn.functional.cross_entropy(outputs.logits, labels, weight=self.class_weights.to(outputs.logits.device))
+        return (loss, outputs) if return_outputs else loss
 
     def _get_eval_sampler(self, eval_dataset: Dataset) -> SequentialSampler | None:
         return SequentialSampler(eval_dataset) if eval_dataset is not None else None
@@ -65,6 +80,19 @@ class HistoryCSV(TrainerCallback):
                 writer.writerow(["step", "epoch", "name", "value"])
             for name, value in logs.items():
                 writer.writerow([state.global_step, state.epoch, name, value])
+
+
+def class_weights(kind: str | None, train_labels: list[int], n_labels: int) -> torch.Tensor | None:
+    """``balanced`` weights from scikit-learn (n / (k * count)) for the loss, or None for plain cross-entropy."""
+    if kind is None:
+        return None
+    if kind != "balanced":
+        raise ConfigError(f"trainer.class_weights must be balanced or null, got {kind!r}")
+    present = sorted(set(train_labels))
+    weights = dict(
+        zip(present, compute_class_weight("balanced", classes=np.array(present), y=np.array(train_labels)), strict=True)
+    )
+    return torch.tensor([weights.get(i, 1.0) for i in range(n_labels)], dtype=torch.float32)
 
 
 def cpu_supports_bf16() -> bool:
@@ -191,6 +219,7 @@ def train(cfg: DictConfig) -> dict:
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=trainer_metrics(labels),
+        class_weights=class_weights(cfg.trainer.get("class_weights"), list(dataset["train"]["label"]), len(labels)),
         callbacks=[EarlyStoppingCallback(early_stopping_patience=int(cfg.trainer.early_stopping_patience))]
         + [instantiate(c, run_dir=run_dir) for c in (cfg.logger.get("callbacks") or {}).values()],
     )
