@@ -287,7 +287,7 @@ def write_predictions_table(split: Dataset, predicted: list[int], labels: list[s
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-SPLIT_TITLES = {"test": "test (held-out documents)", "challenge": "challenge (written apart)"}
+SPLIT_TITLES = {"test": "test (held out)", "challenge": "challenge (written apart)"}
 
 
 def final_table(metrics: dict) -> str:
