@@ -49,6 +49,7 @@ def test_unknown_key_is_rejected(tmp_path):
         ("trainer.args.learning_rate=fast", "trainer.args.learning_rate must be a number, got str"),
         ("trainer.args.per_device_train_batch_size=1.5", "per_device_train_batch_size must be an integer"),
         ("data.split.train=0.8", "data.split fractions must be numbers >= 0 that sum to 1"),
+        ("data.labels=[commitment,x]", "data.descriptions has no line for \\['x'\\]"),
     ],
 )
 def test_out_of_range_values_name_the_key(tmp_path, override, message):

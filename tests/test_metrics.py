@@ -108,3 +108,7 @@ def test_frozen_embeddings_are_left_out_of_training():
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     assert "bert.embeddings.word_embeddings.weight" not in trainable
     assert "classifier.weight" in trainable and any("encoder.layer.0" in name for name in trainable)
+    model, _ = load_pretrained(minilm_dir(), ["a", "b"], freeze_layers=2)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert not any("encoder.layer.0." in name or "encoder.layer.1." in name for name in trainable)
+    assert any("encoder.layer.2." in name for name in trainable) and "bert.embeddings.word_embeddings.weight" not in trainable

@@ -34,13 +34,30 @@ def label_maps(labels: Sequence[str]) -> dict:
     }
 
 
+def freeze_lower_layers(model: PreTrainedModel, layers: int) -> None:
+    """Keep the embeddings and the first ``layers`` encoder layers as pre-trained (no gradient, no update).
+
+    Layers are found by the ``encoder.layer.<i>.`` parameter names that BERT-like models share.
+    """
+    model.get_input_embeddings().weight.requires_grad_(False)
+    frozen = 0
+    for name, parameter in model.named_parameters():
+        parts = name.split("encoder.layer.", 1)
+        if len(parts) == 2 and int(parts[1].split(".", 1)[0]) < layers:
+            parameter.requires_grad_(False)
+            frozen += 1
+    if layers and not frozen:
+        raise ModelLoadError(f"model.freeze_layers={layers}: this model has no 'encoder.layer.<i>' parameters to freeze")
+
+
 def load_pretrained(
-    name_or_path: str, labels: Sequence[str], freeze_embeddings: bool = False
+    name_or_path: str, labels: Sequence[str], freeze_embeddings: bool = False, freeze_layers: int = 0
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Any Hugging Face model id or local folder, with a fresh classification head for ``labels``.
 
     ``freeze_embeddings`` keeps the input word embeddings as pre-trained: in MiniLM they are half of
-    the parameters, so the optimizer step and backward pass get much cheaper on a CPU.
+    the parameters, so the optimizer step and backward pass get much cheaper on a CPU; ``freeze_layers``
+    also keeps the lowest encoder layers, whose backward pass is then skipped.
     """
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
@@ -56,8 +73,8 @@ def load_pretrained(
             "(huggingface-cli download NAME --local-dir DIR) and pass model.name_or_path=DIR, "
             "or use the offline default model=minilm."
         ) from err
-    if freeze_embeddings:
-        model.get_input_embeddings().weight.requires_grad_(False)
+    if freeze_embeddings or freeze_layers:
+        freeze_lower_layers(model, int(freeze_layers))
     return model, tokenizer
 
 
