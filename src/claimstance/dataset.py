@@ -196,15 +196,8 @@ def fingerprint(files: Sequence[Path], settings: Mapping) -> str:
     return digest.hexdigest()[:16]
 
 
-SETTINGS = (
-    "labels",
-    "split",
-    "split_seed",
-    "group_by",
-    "extra",
-    "train_on",
-    "hold_out_field",
-)  # what the saved dataset depends on
+# the config values the saved dataset depends on (a change rebuilds it)
+SETTINGS = ("labels", "split", "split_seed", "group_by", "extra", "train_on", "hold_out_field")
 
 
 def corpus_specs(data_cfg: Mapping) -> dict[str, dict]:
@@ -257,18 +250,19 @@ def build_dataset(data_cfg: Mapping) -> tuple[DatasetDict, dict]:
     files: list[Path] = []
     corpora: dict[str, dict] = {}
     for index, (name, spec) in enumerate(corpus_specs(data_cfg).items()):
+        primary = index == 0
         loaded: LoadResult = load_annotations(spec["path"], known)
         rows, left_out = select_labels(loaded.rows, labels)
         where = str(spec["path"])
-        if index == 0:
+        if primary:
             check_label_counts(rows, labels, spec["split"], where)
         check_groups(rows, spec["group_by"], where)
-        if index == 0 and data_cfg.get("hold_out_field"):
+        if primary and data_cfg.get("hold_out_field"):
             split = split_off_field(rows, data_cfg["hold_out_field"], spec["split"], seed, spec["group_by"])
         else:
             split = split_rows(rows, spec["split"], seed, spec["group_by"])
         tagged = {part: [(name, spec["group_by"], row) for row in part_rows] for part, part_rows in split.items()}
-        if index == 0:
+        if primary:
             parts["validation"] = tagged["validation"]
             parts["test"] = tagged["test"]
         else:

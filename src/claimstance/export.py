@@ -228,17 +228,16 @@ def model_card(cfg, metrics: Mapping) -> str:
         "## Evaluation",
         "",
     ]
-    for name in metrics.get("evaluated", []):
-        if name in metrics:
-            report = metrics[name]
-            low, high = report["macro_f1_ci95"]
-            lines += [
-                f"### {name} ({report['size']} sentences): macro-F1 {report['macro_f1']:.3f} (95% CI {low:.3f}-{high:.3f}), "
-                f"accuracy {report['accuracy']:.3f}",
-                "",
-                _metrics_rows(report),
-                "",
-            ]
+    for name in metrics["evaluated"]:
+        report = metrics[name]
+        low, high = report["macro_f1_ci95"]
+        lines += [
+            f"### {name} ({report['size']} sentences): macro-F1 {report['macro_f1']:.3f} (95% CI {low:.3f}-{high:.3f}), "
+            f"accuracy {report['accuracy']:.3f}",
+            "",
+            _metrics_rows(report),
+            "",
+        ]
     lines += [
         "## How to use",
         "",

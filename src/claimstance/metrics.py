@@ -69,7 +69,8 @@ def bootstrap_macro_f1(
     np.add.at(per_group, (member_of, truth, guess), 1)
 
     def macro_f1(picked: np.ndarray, axis: int = -1) -> np.ndarray:
-        return macro_f1_from_confusion(per_group[picked].sum(axis=axis if axis >= 0 else picked.ndim - 1))
+        # per_group[picked] appends the two confusion axes, so ``axis`` is counted within ``picked`` only
+        return macro_f1_from_confusion(per_group[picked].sum(axis=axis % picked.ndim))
 
     result = bootstrap(
         (np.arange(len(names)),),
@@ -151,7 +152,7 @@ def format_report(report: Mapping, title: str) -> str:
     for label in labels:
         row = report["per_class"][label]
         lines.append(f"{label.ljust(width)}{row['precision']:9.3f}{row['recall']:9.3f}{row['f1-score']:9.3f}{row['support']:9d}")
-    low, high = report.get("macro_f1_ci95", [float("nan")] * 2)
+    low, high = report["macro_f1_ci95"]
     lines.append(
         f"accuracy {report['accuracy']:.3f}   macro-F1 {report['macro_f1']:.3f} (95% CI {low:.3f}-{high:.3f})   "
         f"weighted-F1 {report['weighted_f1']:.3f}"

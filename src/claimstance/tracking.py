@@ -53,11 +53,10 @@ def final_metrics(metrics: Mapping) -> dict[str, float]:
         "validation/best_macro_f1": metrics.get("best_validation_macro_f1"),
         "train/runtime_s": metrics.get("train_runtime_s"),
     }
-    for split in metrics.get("evaluated", []):
-        if split in metrics:
-            report = metrics[split]
-            values |= {f"{split}/{key}": report[key] for key in ("macro_f1", "accuracy", "weighted_f1")}
-            values |= {f"{split}/f1_{label}": row["f1-score"] for label, row in report["per_class"].items()}
+    for split in metrics["evaluated"]:
+        report = metrics[split]
+        values |= {f"{split}/{key}": report[key] for key in ("macro_f1", "accuracy", "weighted_f1")}
+        values |= {f"{split}/f1_{label}": row["f1-score"] for label, row in report["per_class"].items()}
     return {name: float(value) for name, value in values.items() if value is not None}
 
 
@@ -96,7 +95,7 @@ class TensorBoardTracker(Tracker):
         with SummaryWriter(str(self.log_dir)) as writer:
             for name, value in scores.items():
                 writer.add_scalar(name, value)
-            for split in metrics.get("evaluated", []):
+            for split in metrics["evaluated"]:
                 image = run_dir / f"{split}_confusion_matrix.png"
                 if image.is_file():
                     writer.add_image(f"{split}/confusion_matrix", plt.imread(image)[..., :3], dataformats="HWC")
