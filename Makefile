@@ -1,5 +1,6 @@
 # make train: set up .venv if missing, then train the default experiment.
 # make test:  set up .venv if missing, then run the test suite.
+# make test-fast: the same without the tests marked slow (training, subprocesses, the browser): under 30 s.
 # GPU users: make train TORCH_SPEC=torch   (the default pins a small CPU build of PyTorch)
 PYTHON ?= python3
 VENV ?= .venv
@@ -7,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup train test lint bench clean
+.PHONY: setup train test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,8 +25,12 @@ train: $(STAMP)
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(ARGS)
 
+test-fast: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" $(ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check src scripts tests
+	$(BIN)/ruff format --check src scripts tests
 
 bench: $(STAMP)
 	$(BIN)/python scripts/benchmark.py $(ARGS)

@@ -4,7 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 import claimstance.config  # noqa: F401  (registers the config resolvers)
-from claimstance.agreement import run
+from claimstance.tools.agreement import run
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="agreement")

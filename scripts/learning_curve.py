@@ -4,7 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 import claimstance.config  # noqa: F401  (registers the config resolvers)
-from claimstance.curve import run
+from claimstance.tools.curve import run
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="learning_curve")

@@ -155,6 +155,7 @@ def test_blank_text_has_no_segments():
     assert segment("") == [] and segment(" \n\t\n") == [] and segment("\n\n", layout="lines") == []
 
 
+@pytest.mark.slow
 def test_importing_articles_loads_no_model_or_splitter_library():
     code = "import sys, claimstance.articles; print(sorted({m.split('.')[0] for m in sys.modules}))"
     loaded = json.loads(

@@ -6,15 +6,27 @@ import json
 import logging
 
 import pytest
-from conftest import ROOT, run_script, write_jsonl
+from conftest import ROOT, compose_train, run_script, write_jsonl
 
-from claimstance.config import ConfigError, minilm_dir
-from claimstance.export import ExportError
-from claimstance.model import ModelLoadError, load_pretrained, tiny_bert
+from claimstance.artifacts import ExportError
+from claimstance.config import ConfigError, UserError, minilm_dir
+from claimstance.model import ModelLoadError, load_pretrained, tiny_bert, tokenize
 from claimstance.predict import InputError, Predictor, read_inputs
-from claimstance.train import check_model_limits, tokenize
+from claimstance.train import check_model_limits
 
 LABELS = ["commitment", "caution", "request"]
+
+
+def exits_with_message(entry, cfg, caplog) -> str:
+    """Call a script's ``run(cfg)`` as the script would; it must exit with code 2 and log one clean error."""
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger="claimstance"), pytest.raises(SystemExit) as exit_info:
+        entry(cfg)
+    assert exit_info.value.code == 2
+    assert isinstance(exit_info.value.__cause__, UserError)  # a user's mistake, not a crash: no traceback is printed
+    errors = [r.getMessage() for r in caplog.records if r.name == "claimstance" and r.levelno == logging.ERROR]
+    assert len(errors) == 1 and errors[0].startswith("error: ")
+    return errors[0]
 
 
 def test_overlong_sentences_are_truncated_with_a_count(caplog):
@@ -50,6 +62,7 @@ def test_predict_rejects_missing_model_folder(tmp_path):
         Predictor(tmp_path / "nowhere")
 
 
+@pytest.mark.slow
 def test_predict_rejects_a_model_with_other_labels(tiny_export):
     with pytest.raises(
         ExportError, match=r"trained for labels \['commitment', 'caution', 'request', 'none'\] but \['yes', 'no'\]"
@@ -57,6 +70,7 @@ def test_predict_rejects_a_model_with_other_labels(tiny_export):
         Predictor(tiny_export, expected_labels=["yes", "no"])
 
 
+@pytest.mark.slow
 def test_a_100000_character_line_is_predicted(tiny_export, tmp_path):
     path = tmp_path / "long.txt"
     path.write_text("The council will review the budget. " * 2800 + "\nShort sentence here.\n")
@@ -85,49 +99,59 @@ def test_jsonl_prediction_input_needs_text(tmp_path):
         list(read_inputs(path))
 
 
-def test_predict_cli_empty_text_and_missing_model(tiny_export, tmp_path):
-    empty = run_script("predict.py", f"model_dir={tiny_export}", "text=' '", f"hydra.run.dir={tmp_path}/a")
-    assert empty.returncode == 2 and "text is empty" in empty.stdout + empty.stderr
-    missing = run_script("predict.py", f"model_dir={tmp_path}/gone", "text=hello", f"hydra.run.dir={tmp_path}/b")
-    assert missing.returncode == 2 and "model folder does not exist" in missing.stdout + missing.stderr
-    for result in (empty, missing):
-        assert "Traceback" not in result.stdout + result.stderr
+def test_predict_cli_empty_text_and_missing_model(tmp_path, caplog):
+    from claimstance.predict import run
+
+    # The text is checked before any model is loaded, so an empty one is named even without a model.
+    empty = compose_train([f"model_dir={tmp_path}/gone", "text=' '"], tmp_path, config_name="predict")
+    assert "text is empty" in exits_with_message(run, empty, caplog)
+    missing = compose_train([f"model_dir={tmp_path}/gone", "text=hello"], tmp_path, config_name="predict")
+    assert "model folder does not exist" in exits_with_message(run, missing, caplog)
 
 
-def test_build_dataset_cli_reports_every_problem_and_writes_nothing(tmp_path):
+def bad_annotations(tmp_path):
+    """A folder whose one file has a malformed line 2 and a case-variant label on line 3."""
     good = {"id": "a", "text": "The board will meet.", "label": "commitment", "source": "authored", "domain": "x"}
     lines = [json.dumps(good), "{oops", json.dumps(good | {"id": "b", "label": "Caution", "text": "Other."})]
     (tmp_path / "ann").mkdir()
     (tmp_path / "ann" / "bad.jsonl").write_text("\n".join(lines) + "\n")
-    result = run_script(
-        "build_dataset.py",
+    return [
         "data=sentences",
         f"data.annotations={tmp_path}/ann",
         "data.challenge=null",
         f"data.output_dir={tmp_path}/processed",
-        f"hydra.run.dir={tmp_path}/run",
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 2
+    ]
+
+
+def test_build_dataset_cli_reports_every_problem_and_writes_nothing(tmp_path, caplog):
+    from claimstance.dataset import run
+
+    cfg = compose_train(bad_annotations(tmp_path), tmp_path, config_name="build_dataset")
+    output = exits_with_message(run, cfg, caplog)
     assert f"{tmp_path}/ann/bad.jsonl:2: malformed JSON" in output
     assert f"{tmp_path}/ann/bad.jsonl:3: unknown label 'Caution'; write 'caution'" in output
-    assert "Traceback" not in output and not (tmp_path / "processed").exists()
+    assert not (tmp_path / "processed").exists()
 
 
-def test_train_cli_rejects_bad_config_before_any_work(tmp_path):
-    result = run_script(
-        "train.py",
-        "model=tiny",
-        "trainer.args.learning_rate=-1",
-        f"hydra.run.dir={tmp_path}/run",
-        f"data.output_dir={tmp_path}/processed",
-    )
+@pytest.mark.slow
+def test_build_dataset_script_exits_2_with_the_message_on_stderr(tmp_path):
+    """The one subprocess run of scripts/build_dataset.py: Hydra's tool logging puts the error on stderr, no traceback."""
+    result = run_script("build_dataset.py", *bad_annotations(tmp_path), f"hydra.run.dir={tmp_path}/run")
     assert result.returncode == 2
-    assert "trainer.args.learning_rate must be > 0" in result.stdout + result.stderr
+    assert f"{tmp_path}/ann/bad.jsonl:2: malformed JSON" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr and not (tmp_path / "processed").exists()
+
+
+def test_train_cli_rejects_bad_config_before_any_work(tmp_path, caplog):
+    from claimstance.train import run
+
+    cfg = compose_train(["model=tiny", "trainer.args.learning_rate=-1", f"data.output_dir={tmp_path}/processed"], tmp_path)
+    assert "trainer.args.learning_rate must be > 0" in exits_with_message(run, cfg, caplog)
     assert not (tmp_path / "processed").exists() and not (tmp_path / "run" / "checkpoints").exists()
 
 
-def test_train_cli_unknown_key_is_named(tmp_path):
+@pytest.mark.slow
+def test_train_cli_unknown_key_is_named(tmp_path):  # Hydra rejects the key before run(): only a subprocess sees it
     result = run_script("train.py", "trainer.args.learnin_rate=1", f"hydra.run.dir={tmp_path}/run")
     assert result.returncode != 0 and "learnin_rate" in result.stdout + result.stderr
 

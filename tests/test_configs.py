@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import CONFIGS, compose_train
+from conftest import CONFIGS, ROOT, compose_train
+from omegaconf import OmegaConf, open_dict
 
 from claimstance.config import ConfigError, check_config
 
@@ -26,10 +27,26 @@ def test_group_options_compose(tmp_path, override):
     assert cfg.data.labels[0] == "commitment"
 
 
+def string_leaves(node) -> list[str]:
+    if isinstance(node, dict):
+        return [leaf for value in node.values() for leaf in string_leaves(value)]
+    if isinstance(node, list):
+        return [leaf for value in node for leaf in string_leaves(value)]
+    return [node] if isinstance(node, str) else []
+
+
 @pytest.mark.parametrize("name", sorted(p.stem for p in CONFIGS.glob("*.yaml")))
 def test_entry_configs_compose(tmp_path, name):
     overrides = ["model_dir=/x"] if name in ("predict", "evaluate") else []
-    assert compose_train(overrides, tmp_path, config_name=name) is not None
+    cfg = compose_train(overrides, tmp_path, config_name=name)
+    with open_dict(cfg):
+        del cfg["hydra"]  # as the script's run(cfg) gets it
+    # every value resolves (no ??? left, no broken interpolation) ...
+    values = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    # ... and every output and data path follows paths.*: none points into the checkout's own outputs/ or data/
+    assert values["paths"]["output_dir"] == f"{tmp_path}/outputs" and values["paths"]["data_dir"] == f"{tmp_path}/data"
+    fixed = [v for v in string_leaves(values) if v.startswith((str(ROOT / "outputs"), str(ROOT / "data")))]
+    assert not fixed, f"configs/{name}.yaml has paths that ignore paths.output_dir/paths.data_dir: {fixed}"
 
 
 def test_unknown_key_is_rejected(tmp_path):

@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from claimstance.annotations import load_annotations
 from claimstance.corpus import near_duplicates, normalise_text
 from claimstance.dataset import build_dataset
-from claimstance.datasheet import END, START, read_sources, render, sources_markdown
+from claimstance.tools.datasheet import END, START, read_sources, render, sources_markdown
 
 KNOWN = ["commitment", "caution", "request", "none"]
 SEEDS = sorted((ROOT / "seeds").glob("*.txt"))

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pytest
 from conftest import ROOT, run_script
 from transformers import pipeline
+
+from claimstance.predict import Predictor
+
+pytestmark = pytest.mark.slow  # every test reads the export that the tiny_export fixture trains through scripts/train.py
 
 
 def test_export_is_complete_and_self_describing(tiny_export):
@@ -67,9 +73,14 @@ def test_prediction_files_line_up_with_their_sentences(tiny_export):
 
 def test_plain_transformers_pipeline_answers_with_claim_names(tiny_export):
     classify = pipeline("text-classification", model=str(tiny_export))
-    answer = classify("The ministry said it will double the grant for rural clinics next year.")
+    sentence = "The ministry said it will double the grant for rural clinics next year."
+    answer = classify(sentence)
     assert answer[0]["label"] in {"commitment", "caution", "request", "none"}
-    assert 0.0 <= answer[0]["score"] <= 1.0
+    # the pipeline's softmax over the raw logits: the export's own (uncalibrated) probabilities, top label named
+    ours = Predictor(tiny_export, backend="torch", calibrated=False)
+    probabilities = ours.predict_proba([sentence])[0]
+    assert answer[0]["label"] == ours.labels[int(np.argmax(probabilities))]
+    assert answer[0]["score"] == pytest.approx(float(probabilities.max()), abs=1e-5)
 
 
 def test_predict_script_writes_jsonl_for_text_and_files(tiny_export, tmp_path):

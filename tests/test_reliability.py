@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -12,9 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TINY, corpus_sample, run_script, write_jsonl
+from conftest import ROOT, TINY, compose_train, corpus_sample, run_script, write_jsonl
 
-from claimstance.export import ExportError, check_export
+from claimstance.artifacts import ExportError, check_export
+from claimstance.config import UserError
+from claimstance.train import run as train_run
 
 EPOCHS = 6
 
@@ -42,6 +45,20 @@ def train_args(corpus: Path, run: Path, *extra: str) -> list[str]:
     ]
 
 
+def in_process_args(corpus: Path, *extra: str) -> list[str]:
+    """``train_args`` for ``compose_train``: the run folder is set by the caller, not by ``hydra.run.dir``."""
+    return [arg for arg in train_args(corpus, Path("unused"), *extra) if not arg.startswith("hydra.run.dir=")]
+
+
+def exit_message(cfg, caplog) -> str:
+    """Run ``scripts/train.py``'s ``run(cfg)`` in this process; it must exit 2 with one logged error."""
+    with caplog.at_level(logging.ERROR, logger="claimstance"), pytest.raises(SystemExit) as exit_info:
+        train_run(cfg)
+    assert exit_info.value.code == 2 and isinstance(exit_info.value.__cause__, UserError)  # no traceback shown
+    (message,) = [r.getMessage() for r in caplog.records if r.name == "claimstance" and r.levelno == logging.ERROR]
+    return message
+
+
 def outcome(run: Path) -> tuple[dict, list[str]]:
     metrics = json.loads((run / "metrics.json").read_text())
     predictions = (run / "test_predictions.jsonl").read_text().splitlines()
@@ -56,12 +73,14 @@ def straight_run(corpus) -> Path:
     return run
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_predictions_and_metrics(corpus, straight_run):
     again = corpus / "again"
     assert run_script("train.py", *train_args(corpus, again)).returncode == 0
     assert outcome(again) == outcome(straight_run)
 
 
+@pytest.mark.slow
 def test_training_seed_does_not_change_the_split(corpus, straight_run):
     other = corpus / "seed7"
     assert run_script("train.py", *train_args(corpus, other, "seed=7")).returncode == 0
@@ -73,6 +92,7 @@ def test_training_seed_does_not_change_the_split(corpus, straight_run):
     )
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_result(corpus, straight_run):
     run = corpus / "killed"
     env = os.environ | {"HF_HUB_OFFLINE": "1"}
@@ -97,15 +117,18 @@ def test_killed_run_resumes_to_the_same_result(corpus, straight_run):
     assert outcome(run) == outcome(straight_run)
 
 
-def test_existing_export_is_not_overwritten_without_permission(corpus, straight_run):
-    target = straight_run / "model"
+def test_existing_export_is_not_overwritten_without_permission(corpus, tmp_path, caplog):
+    target = tmp_path / "model"  # an export already in place (check before any work: its contents are not read)
+    target.mkdir()
+    (target / "model.safetensors").write_bytes(b"weights")
     before = (target / "model.safetensors").stat().st_mtime_ns
-    result = run_script("train.py", *train_args(corpus, corpus / "clobber", f"export.dir={target}"))
-    assert result.returncode == 2
-    assert "an export is already there; pass overwrite=true" in result.stdout + result.stderr
+    cfg = compose_train(in_process_args(corpus, f"export.dir={target}"), tmp_path)
+    assert "an export is already there; pass overwrite=true" in exit_message(cfg, caplog)
     assert (target / "model.safetensors").stat().st_mtime_ns == before
+    assert (target / "model.safetensors").read_bytes() == b"weights" and not (tmp_path / "run" / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_concurrent_runs_get_distinct_folders():
     code = "import claimstance.config as c; print(c.run_dir(None, 'out'))"
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(3)]
@@ -113,11 +136,11 @@ def test_concurrent_runs_get_distinct_folders():
     assert len(folders) == 3
 
 
-def test_resume_without_checkpoint_is_a_clear_error(corpus, tmp_path):
-    result = run_script("train.py", *train_args(corpus, tmp_path / "empty", f"resume_from={tmp_path / 'empty'}"))
-    assert result.returncode == 2
-    assert "no checkpoint-* folder under" in result.stdout + result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
+def test_resume_without_checkpoint_is_a_clear_error(corpus, tmp_path, caplog):
+    empty = tmp_path / "empty"
+    cfg = compose_train(in_process_args(corpus, f"resume_from={empty}"), tmp_path)
+    cfg.paths.run_dir = str(empty)  # as Hydra sets it: a resumed run continues in its own folder
+    assert "no checkpoint-* folder under" in exit_message(cfg, caplog)
 
 
 def corrupt_copy(source: Path, target: Path, damage) -> Path:
@@ -126,6 +149,7 @@ def corrupt_copy(source: Path, target: Path, damage) -> Path:
     return target
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "damage, message",
     [
@@ -152,6 +176,7 @@ def test_incomplete_or_corrupt_export_is_named(tiny_export, tmp_path, damage, me
         check_export(broken)
 
 
+@pytest.mark.slow
 def test_failed_export_leaves_nothing_behind(tiny_export, tmp_path, monkeypatch):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

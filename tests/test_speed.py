@@ -20,11 +20,14 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from transformers import AutoTokenizer, set_seed
 
-from claimstance import bench, export, train
+from claimstance import export
+from claimstance import model as hf
+from claimstance.artifacts import ONNX_FILE, ONNX_INT8_FILE, ExportError
 from claimstance.config import minilm_dir
 from claimstance.dataset import prepare_dataset
-from claimstance.export import ONNX_FILE, ONNX_INT8_FILE, ExportError, export_model, verify_onnx
+from claimstance.export import export_model, verify_onnx
 from claimstance.predict import InputError, Predictor, read_inputs
+from claimstance.tools import bench
 
 LABELS = ["commitment", "caution", "request"]
 TEXTS = [row["text"] for row in corpus_sample(8)] + ["Talks resume.", "No."]
@@ -54,15 +57,15 @@ def tiny_dir(tiny, tmp_path_factory) -> Path:
     [("auto", False, "fp32"), ("bf16", False, "fp32"), ("fp16", False, "fp32"), ("auto", True, "bf16"), ("fp32", True, "fp32")],
 )
 def test_cpu_precision_falls_back_to_fp32_without_bf16(requested, cpu_bf16, expected):
-    assert train.resolve_precision(requested, use_cuda=False, cpu_bf16=cpu_bf16) == expected
+    assert hf.resolve_precision(requested, use_cuda=False, cpu_bf16=cpu_bf16) == expected
 
 
 def test_default_trainer_config_is_fast_and_fp32_where_bf16_is_missing(tmp_path, monkeypatch):
     cfg = compose_train(["model=tiny"], tmp_path)
     assert cfg.trainer.precision == "auto" and cfg.trainer.args.train_sampling_strategy == "group_by_length"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(train, "cpu_supports_bf16", lambda: False)
-    args, precision = train.training_arguments(cfg, tmp_path / "checkpoints")
+    monkeypatch.setattr(hf, "cpu_supports_bf16", lambda: False)
+    args, precision = hf.training_arguments(cfg, tmp_path / "checkpoints")
     assert precision == "fp32" and not args.bf16 and not args.fp16
 
 
@@ -73,13 +76,14 @@ def cache_files(folder: Path) -> set[Path]:
     return set(folder.glob("*/cache-*.arrow"))
 
 
+@pytest.mark.slow  # tokenizes the corpus four times with the MiniLM tokenizer
 def test_tokenization_is_cached_until_tokenizer_or_annotations_change(tmp_path, small_corpus, caplog):
     data = compose_train(["data=sentences", f"data.annotations={small_corpus}"], tmp_path).data
     prepare_dataset(data)
     folder = Path(data.output_dir)
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
 
-    first = train.tokenize(prepare_dataset(data), tokenizer, 16)
+    first = hf.tokenize(prepare_dataset(data), tokenizer, 16)
     made = cache_files(folder)
     assert len(made) == 3 and first["train"].cache_files[0]["filename"] in {str(p) for p in made}
     assert set(first["train"].column_names) >= {"input_ids", "attention_mask", "length", "truncated"}
@@ -87,14 +91,14 @@ def test_tokenization_is_cached_until_tokenizer_or_annotations_change(tmp_path, 
     stamps = {p: p.stat().st_mtime_ns for p in made}
 
     caplog.clear()
-    again = train.tokenize(prepare_dataset(data), AutoTokenizer.from_pretrained(minilm_dir()), 16)
+    again = hf.tokenize(prepare_dataset(data), AutoTokenizer.from_pretrained(minilm_dir()), 16)
     assert cache_files(folder) == made and all(p.stat().st_mtime_ns == t for p, t in stamps.items())
     assert list(again["train"]["input_ids"]) == list(first["train"]["input_ids"])
     truncated = sum(sum(part["truncated"]) for part in again.values())
     assert truncated > 0 and f"{truncated} sentence(s) longer than data.max_length=16" in caplog.text
 
     tokenizer.add_tokens(["brusselsxyz"])
-    train.tokenize(prepare_dataset(data), tokenizer, 16)
+    hf.tokenize(prepare_dataset(data), tokenizer, 16)
     assert len(cache_files(folder) - made) == 3
 
     changed = small_corpus / "a.jsonl"
@@ -102,7 +106,7 @@ def test_tokenization_is_cached_until_tokenizer_or_annotations_change(tmp_path, 
     rows[0]["text"] = "Brussels vowed to publish the rules next week."
     write_jsonl(changed, rows)
     prepare_dataset(data)  # rebuilds: the old folder and its caches go
-    rebuilt = train.tokenize(prepare_dataset(data), tokenizer, 16)
+    rebuilt = hf.tokenize(prepare_dataset(data), tokenizer, 16)
     assert not cache_files(folder) & made
     assert "Brussels vowed to publish the rules next week." in [t for part in rebuilt.values() for t in part["text"]]
 
@@ -110,6 +114,7 @@ def test_tokenization_is_cached_until_tokenizer_or_annotations_change(tmp_path, 
 # --- ONNX export and its parity check --------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_export_writes_dynamic_opset17_onnx_and_int8_with_figures(tiny_dir):
     graph = onnx.load(str(tiny_dir / ONNX_FILE))
     assert max(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")) >= 17
@@ -118,7 +123,16 @@ def test_export_writes_dynamic_opset17_onnx_and_int8_with_figures(tiny_dir):
         assert batch.dim_param and sequence.dim_param  # named, hence dynamic
     checks = json.loads((tiny_dir / "export_checks.json").read_text())
     assert checks["onnx"]["label_agreement"] == 1.0 and checks["onnx"]["max_prob_diff"] < 1e-4
-    assert (tiny_dir / ONNX_INT8_FILE).is_file() and 0.0 <= checks["onnx_int8"]["label_agreement"] <= 1.0
+    # int8 holds a quarter of the bytes (measured 1.1 MB against 4.1 MB) ...
+    assert (tiny_dir / ONNX_INT8_FILE).stat().st_size < (tiny_dir / ONNX_FILE).stat().st_size / 2
+    # ... and its recorded figures are those of the quantized graph against fp32, recomputed here. The label agreement
+    # itself is no quality figure for this random model: its top two probabilities differ by ~2e-4, less than
+    # the int8 error (~2.5e-4), so labels flip; the trained default model keeps 97% (docs/performance.md).
+    fp32 = Predictor(tiny_dir, backend="onnx").predict_proba(TEXTS)
+    int8 = Predictor(tiny_dir, backend="onnx-int8").predict_proba(TEXTS)
+    assert checks["onnx_int8"]["label_agreement"] == pytest.approx(np.mean(fp32.argmax(-1) == int8.argmax(-1)))
+    assert checks["onnx_int8"]["max_prob_diff"] == pytest.approx(np.abs(fp32 - int8).max(), abs=1e-6)
+    assert 1e-6 < checks["onnx_int8"]["max_prob_diff"] < 1e-2  # really quantized, and still close to fp32
 
 
 def test_export_fails_and_leaves_nothing_when_onnx_disagrees(tiny, tmp_path, monkeypatch):
@@ -135,6 +149,7 @@ def test_export_fails_and_leaves_nothing_when_onnx_disagrees(tiny, tmp_path, mon
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("drift, passes", [(5e-5, True), (2e-4, False)])
 def test_parity_check_bounds_probability_drift_even_with_identical_labels(tiny_dir, monkeypatch, drift, passes):
     original = Predictor.predict_proba
@@ -154,12 +169,14 @@ def test_parity_check_bounds_probability_drift_even_with_identical_labels(tiny_d
 # --- Predictor -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_auto_backend_is_onnx_when_exported_else_torch(tiny_dir, tmp_path):
     assert Predictor(tiny_dir).backend == "onnx"
     plain = shutil.copytree(tiny_dir, tmp_path / "plain", ignore=shutil.ignore_patterns("*.onnx"))
     assert Predictor(plain).backend == "torch"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
 def test_batches_are_sorted_by_tokens_padded_to_their_longest_and_answers_keep_input_order(tiny_dir, monkeypatch, backend):
     predictor = Predictor(tiny_dir, backend=backend, batch_size=4)
@@ -170,10 +187,11 @@ def test_batches_are_sorted_by_tokens_padded_to_their_longest_and_answers_keep_i
     widths = [batch["input_ids"].shape[1] for batch in batches]
     assert all(batch["attention_mask"].sum(1).max() == width for batch, width in zip(batches, widths, strict=True))
     assert widths == sorted(widths) and sum(len(b["input_ids"]) for b in batches) == len(TEXTS)
-    one_by_one = np.vstack([original(predictor, predictor.tokenizer([t], return_tensors="np")) for t in TEXTS])
+    one_by_one = np.vstack([original(predictor, predictor.encode([t])) for t in TEXTS])
     np.testing.assert_allclose(probs, np.exp(one_by_one) / np.exp(one_by_one).sum(1, keepdims=True), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_predict_stream_takes_an_endless_input_one_chunk_at_a_time(tiny_dir, monkeypatch):
     predictor = Predictor(tiny_dir, backend="onnx")
     sizes = []
@@ -249,6 +267,7 @@ def test_corpus_sentences_are_seeded_and_repeat_a_small_corpus(tmp_path):
     assert len(texts) == 20 and len(set(texts)) == 8 and texts == bench.corpus_sentences(tmp_path, 20, seed=1)
 
 
+@pytest.mark.slow
 def test_rss_probe_reports_the_child_alone_not_the_process_that_started_it():
     ballast = np.ones(400 * 2**20 // 8)  # 400 MB resident in this process
     child = [sys.executable, "-c", "x = bytearray(60 * 2**20)"]
@@ -257,6 +276,7 @@ def test_rss_probe_reports_the_child_alone_not_the_process_that_started_it():
     assert 60 < peak_mb < 250 and ballast[-1] == 1.0
 
 
+@pytest.mark.slow
 def test_benchmark_smoke_run_writes_every_figure(tmp_path, small_corpus):
     cfg = compose_train(
         [
@@ -268,7 +288,8 @@ def test_benchmark_smoke_run_writes_every_figure(tmp_path, small_corpus):
             "inference.sentences=64",
             "latency.sentences=4",
             "memory.sentences=300",
-            "matmul.size=128",
+            "articles.count=2",
+            "startup.repeats=1",
             "matmul.seconds=0.05",
         ],
         tmp_path,

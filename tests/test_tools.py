@@ -9,12 +9,13 @@ import pytest
 from conftest import TINY, compose_train, document_sample, write_jsonl
 from omegaconf import open_dict
 
-from claimstance.agreement import agreement, draw_sample
 from claimstance.annotations import load_annotations
+from claimstance.tools.agreement import agreement, draw_sample
 
 
+@pytest.mark.slow  # trains one tiny model per left-out field
 def test_cross_field_scores_each_left_out_field_on_all_its_documents(tmp_path):
-    from claimstance.cross_field import run
+    from claimstance.tools.cross_field import run
 
     rows = document_sample(3)
     write_jsonl(tmp_path / "docs" / "docs.jsonl", rows)
@@ -46,7 +47,7 @@ def test_cross_field_scores_each_left_out_field_on_all_its_documents(tmp_path):
 
 
 def test_cross_field_rejects_an_unknown_field(tmp_path):
-    from claimstance.cross_field import run
+    from claimstance.tools.cross_field import run
 
     write_jsonl(tmp_path / "docs" / "docs.jsonl", document_sample(1))
     cfg = compose_train([f"data.annotations={tmp_path}/docs", "fields=[astrology]"], tmp_path, config_name="cross_field")
@@ -79,7 +80,7 @@ def test_agreement_kappa_overall_and_per_label():
 
 
 def test_agreement_action_must_be_draw_or_score(tmp_path):
-    from claimstance.agreement import run
+    from claimstance.tools.agreement import run
 
     cfg = compose_train(["action=drow"], tmp_path, config_name="agreement")
     with pytest.raises(SystemExit) as exit_info:

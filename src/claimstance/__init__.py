@@ -1,6 +1,13 @@
 """claimstance: a transformer that labels news sentences as commitment, caution, request (or none)."""
 
-__all__ = ["Predictor"]
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("claimstance")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
+
+__all__ = ["Predictor", "__version__"]
 
 
 def __getattr__(name: str):

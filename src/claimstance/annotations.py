@@ -13,6 +13,7 @@ from pathlib import Path
 
 from claimstance.config import UserError
 from claimstance.corpus import normalise_text
+from claimstance.textio import InputError, read_text
 
 REQUIRED_FIELDS = ("id", "text", "label", "source", "domain")
 OPTIONAL_FIELDS = ("speaker", "target", "note", "doc", "pair", "edit")
@@ -127,13 +128,11 @@ def _parse_line(line: str, where: str, known_labels: Sequence[str]) -> tuple[Ann
 
 
 def _read_lines(path: Path) -> tuple[list[tuple[int, str]], list[str]]:
-    """Non-blank lines with their numbers; a BOM is accepted, CRLF too, bad bytes are not."""
-    raw = path.read_bytes()
+    """Non-blank lines with their numbers; a BOM is accepted, CRLF too, bad bytes are not (one problem, file:line)."""
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        return [], [f"{path}:{line}: invalid UTF-8 byte {raw[err.start : err.start + 1]!r}; save the file as UTF-8"]
+        text = read_text(path).removeprefix("\ufeff")
+    except InputError as err:
+        return [], [str(err)]
     lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
     if not lines:
         return [], [f"{path}: file is empty; add one JSON object per line or remove the file"]

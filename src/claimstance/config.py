@@ -31,6 +31,11 @@ def minilm_dir() -> str:
     return str(MODEL_DIR)
 
 
+def default_threads() -> int:
+    """Threads for inference and training: the cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def run_name() -> str:
     """A run folder name unique across concurrent runs and shared by all ranks of one launch.
 

@@ -6,13 +6,14 @@ Pure standard-library code, so annotators can run it before any model dependency
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from claimstance.textio import iter_jsonl
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -73,13 +74,7 @@ def near_duplicates(
 
 def read_texts(paths: Iterable[Path]) -> list[tuple[str, str]]:
     """(``file:line id``, text) for every JSON line of the given files; no validation."""
-    rows = []
-    for path in paths:
-        for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                record = json.loads(line)
-                rows.append((f"{path}:{number} {record.get('id')}", record["text"]))
-    return rows
+    return [(f"{path}:{number} {record.get('id')}", record["text"]) for path in paths for number, record in iter_jsonl(path)]
 
 
 if __name__ == "__main__":

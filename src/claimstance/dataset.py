@@ -31,6 +31,7 @@ from claimstance.annotations import Annotation, AnnotationError, LoadResult, ann
 from claimstance.atomic import staged_folder
 from claimstance.config import data_problems, exits_cleanly, raise_problems
 from claimstance.corpus import normalise_text
+from claimstance.tables import text_table
 
 log = logging.getLogger(__name__)
 
@@ -181,10 +182,7 @@ def label_table(dataset: DatasetDict) -> dict[str, dict[str, int]]:
 def format_table(table: Mapping[str, Mapping[str, int]]) -> str:
     """Plain-text table, one row per split."""
     columns = list(next(iter(table.values())))
-    width = max(len(c) for c in columns) + 2
-    lines = ["split".ljust(12) + "".join(c.rjust(width) for c in columns)]
-    lines += [split.ljust(12) + "".join(str(row[c]).rjust(width) for c in columns) for split, row in table.items()]
-    return "\n".join(lines)
+    return text_table(["split", *columns], [[split, *(row[c] for c in columns)] for split, row in table.items()])
 
 
 def fingerprint(files: Sequence[Path], settings: Mapping) -> str:

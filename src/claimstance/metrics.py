@@ -12,13 +12,9 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display needed: runs write PNG files
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from scipy.stats import bootstrap  # noqa: E402
-from sklearn.metrics import (  # noqa: E402
+import numpy as np
+from scipy.stats import bootstrap
+from sklearn.metrics import (
     ConfusionMatrixDisplay,
     accuracy_score,
     classification_report,
@@ -26,10 +22,27 @@ from sklearn.metrics import (  # noqa: E402
     f1_score,
 )
 
-from claimstance.config import ConfigError, exits_cleanly  # noqa: E402
+from claimstance.calibration import calibration_report, plot_reliability
+from claimstance.config import ConfigError, exits_cleanly
+from claimstance.plotting import plt
+from claimstance.tables import text_table
 
 log = logging.getLogger(__name__)
 
+
+def _f1(average: str) -> Callable:
+    return lambda y_true, y_pred, ids: f1_score(y_true, y_pred, labels=ids, average=average, zero_division=0)
+
+
+# Every scalar score, by name: each lands in the split reports, the Trainer's eval logs (so any of them can be
+# ``optimized_metric``), the trackers and metrics.json. Adding one here is all a new metric needs.
+METRICS: dict[str, Callable[[Sequence[int], Sequence[int], list[int]], float]] = {
+    "accuracy": lambda y_true, y_pred, ids: accuracy_score(y_true, y_pred),
+    "macro_f1": _f1("macro"),
+    "micro_f1": _f1("micro"),
+    "weighted_f1": _f1("weighted"),
+}
+HEADLINE_METRIC = "macro_f1"  # the figure tables lead with, with its bootstrap interval
 
 EVALUATION_EXCLUDES = ("train", "validation")  # every other split of the dataset is scored after training
 BOOTSTRAP_RESAMPLES = 1000
@@ -108,11 +121,8 @@ def score(
     ids = list(range(len(labels)))
     per_class = classification_report(y_true, y_pred, labels=ids, target_names=list(labels), output_dict=True, zero_division=0)
     report = {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0)),
+        **scalar_scores(y_true, y_pred, ids),
         "macro_f1_ci95": bootstrap_macro_f1(y_true, y_pred, len(labels), groups),
-        "micro_f1": float(f1_score(y_true, y_pred, labels=ids, average="micro", zero_division=0)),
-        "weighted_f1": float(f1_score(y_true, y_pred, labels=ids, average="weighted", zero_division=0)),
         "per_class": {
             name: {k: float(per_class[name][k]) for k in ("precision", "recall", "f1-score")}
             | {"support": int(per_class[name]["support"])}
@@ -130,16 +140,22 @@ def score(
     return report
 
 
+def scalar_scores(y_true: Sequence[int], y_pred: Sequence[int], ids: list[int]) -> dict[str, float]:
+    """Every metric of :data:`METRICS` for one set of predictions."""
+    return {name: float(metric(y_true, y_pred, ids)) for name, metric in METRICS.items()}
+
+
+def check_metric(name: str, key: str) -> None:
+    """A config value naming a metric must name one of :data:`METRICS`."""
+    if name not in METRICS:
+        raise ConfigError(f"{key}={name!r} is not a metric; choose one of {sorted(METRICS)}")
+
+
 def trainer_metrics(labels: Sequence[str]) -> Callable:
-    """``compute_metrics`` for the HF Trainer: accuracy and macro-F1 from logits."""
+    """``compute_metrics`` for the HF Trainer: every metric of :data:`METRICS`, from logits."""
 
     def compute(prediction) -> dict[str, float]:
-        y_pred = np.argmax(prediction.predictions, axis=-1)
-        ids = list(range(len(labels)))
-        return {
-            "accuracy": float(accuracy_score(prediction.label_ids, y_pred)),
-            "macro_f1": float(f1_score(prediction.label_ids, y_pred, labels=ids, average="macro", zero_division=0)),
-        }
+        return scalar_scores(prediction.label_ids, np.argmax(prediction.predictions, axis=-1), list(range(len(labels))))
 
     return compute
 
@@ -147,16 +163,16 @@ def trainer_metrics(labels: Sequence[str]) -> Callable:
 def format_report(report: Mapping, title: str) -> str:
     """Per-class table, averages and the confusion matrix as plain text."""
     labels = report["labels"]
-    width = max(12, *(len(label) + 2 for label in labels))
-    lines = [f"== {title} ({report['size']} sentences) ==", "label".ljust(width) + "precision   recall       f1  support"]
-    for label in labels:
-        row = report["per_class"][label]
-        lines.append(f"{label.ljust(width)}{row['precision']:9.3f}{row['recall']:9.3f}{row['f1-score']:9.3f}{row['support']:9d}")
+    per_class = [
+        [label, *(report["per_class"][label][k] for k in ("precision", "recall", "f1-score", "support"))] for label in labels
+    ]
     low, high = report["macro_f1_ci95"]
-    lines.append(
+    lines = [
+        f"== {title} ({report['size']} sentences) ==",
+        text_table(["label", "precision", "recall", "f1", "support"], per_class),
         f"accuracy {report['accuracy']:.3f}   macro-F1 {report['macro_f1']:.3f} (95% CI {low:.3f}-{high:.3f})   "
-        f"weighted-F1 {report['weighted_f1']:.3f}"
-    )
+        f"weighted-F1 {report['weighted_f1']:.3f}",
+    ]
     if "claim_macro_f1" in report:
         lines.append(f"claim labels only (macro-F1 over the {len(labels) - 1} claim labels): {report['claim_macro_f1']:.3f}")
     if "pairs" in report:
@@ -164,9 +180,8 @@ def format_report(report: Mapping, title: str) -> str:
             f"pair consistency (both sentences right): {report['pairs']['consistency']:.3f} of {report['pairs']['pairs']} groups"
         )
     lines.append("confusion matrix (rows = true, columns = predicted)")
-    lines.append(" " * width + "".join(label[:10].rjust(11) for label in labels))
-    for label, row in zip(labels, report["confusion_matrix"], strict=True):
-        lines.append(label.ljust(width) + "".join(str(n).rjust(11) for n in row))
+    matrix = [[label, *row] for label, row in zip(labels, report["confusion_matrix"], strict=True)]
+    lines.append(text_table(["true \\ predicted", *labels], matrix))
     return "\n".join(lines)
 
 
@@ -202,10 +217,10 @@ def plot_per_class(report: Mapping, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def plot_history(log_history: Sequence[Mapping], path: Path) -> None:
-    """Training and validation loss, and validation macro-F1, per epoch."""
+def plot_history(log_history: Sequence[Mapping], path: Path, metric: str = HEADLINE_METRIC) -> None:
+    """Training and validation loss, and the validation ``metric``, per epoch."""
     train = [(e["epoch"], e["loss"]) for e in log_history if "loss" in e]
-    evals = [(e["epoch"], e["eval_loss"], e.get("eval_macro_f1")) for e in log_history if "eval_loss" in e]
+    evals = [(e["epoch"], e["eval_loss"], e.get(f"eval_{metric}")) for e in log_history if "eval_loss" in e]
     fig, (ax_loss, ax_f1) = plt.subplots(1, 2, figsize=(10, 4))
     if train:
         ax_loss.plot(*zip(*train, strict=True), marker="o", label="train loss")
@@ -217,7 +232,7 @@ def plot_history(log_history: Sequence[Mapping], path: Path) -> None:
     ax_loss.legend()
     ax_f1.set_xlabel("epoch")
     ax_f1.set_ylim(0, 1.05)
-    ax_f1.set_title("validation macro-F1")
+    ax_f1.set_title(f"validation {metric}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -263,11 +278,22 @@ def run(cfg) -> dict:
         log.info("Left out %d sentence(s) whose label the model does not know", len(gold) - len(keep))
     if not keep:
         raise ConfigError(f"none of the gold labels are among the model's labels {predictor.labels}")
-    probs = predictor.predict_proba([texts[i] for i in keep])
+    logits = predictor.predict_logits([texts[i] for i in keep])
     y_true = [predictor.labels.index(gold[i]) for i in keep]
     report = score(
-        y_true, probs.argmax(-1).tolist(), predictor.labels, [groups[i] for i in keep], no_claim_label=cfg.data.no_claim_label
+        y_true, logits.argmax(-1).tolist(), predictor.labels, [groups[i] for i in keep], no_claim_label=cfg.data.no_claim_label
     )
+    report["calibration"] = calibration_report(logits, y_true, predictor.temperature)
     name = "annotations" if cfg.annotations else cfg.split
-    log.info("\n%s", write_report(report, Path(cfg.paths.run_dir), name))
+    folder = Path(cfg.paths.run_dir)
+    log.info("\n%s", write_report(report, folder, name))
+    plot_reliability(logits, y_true, predictor.temperature, folder / f"{name}_reliability.png", name)
+    calibration = report["calibration"]
+    log.info(
+        "ECE %.3f before, %.3f after temperature scaling (T=%.3f); reports in %s",
+        calibration["ece_before"],
+        calibration["ece_after"],
+        predictor.temperature,
+        folder,
+    )
     return report

@@ -1,14 +1,20 @@
-"""Model factories chosen by ``configs/model/*.yaml`` through ``_target_``.
+"""Model factories chosen by ``configs/model/*.yaml`` through ``_target_``, and the Hugging Face plumbing around them.
 
-Each returns ``(model, tokenizer)`` with the label names written into ``id2label``/``label2id``,
-so the exported ``config.json`` carries them and nothing downstream hard-codes them.
+Each factory returns ``(model, tokenizer)`` with the label names written into ``id2label``/``label2id``,
+so the exported ``config.json`` carries them and nothing downstream hard-codes them. Tokenization,
+precision and ``TrainingArguments`` live here too: training and the benchmark share them.
 """
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+from datasets import DatasetDict
+from omegaconf import DictConfig, OmegaConf
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -16,9 +22,12 @@ from transformers import (
     BertForSequenceClassification,
     PreTrainedModel,
     PreTrainedTokenizerBase,
+    TrainingArguments,
 )
 
 from claimstance.config import UserError
+
+log = logging.getLogger(__name__)
 
 
 class ModelLoadError(UserError, OSError):
@@ -98,3 +107,66 @@ def tiny_bert(
 def max_positions(model: PreTrainedModel) -> int:
     """Longest input the model's position embeddings allow."""
     return int(getattr(model.config, "max_position_embeddings", 512))
+
+
+def cpu_supports_bf16() -> bool:
+    """True where the CPU has native bf16 matrix instructions (avx512_bf16 / AMX)."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_precision(requested: str, use_cuda: bool, cpu_bf16: bool) -> str:
+    """The precision to train in: ``auto`` picks the fastest supported; unsupported falls back to fp32."""
+    if use_cuda:
+        bf16_ok = torch.cuda.is_bf16_supported()
+        if requested == "auto":
+            return "bf16" if bf16_ok else "fp16"
+        if requested == "bf16" and not bf16_ok:
+            log.warning("trainer.precision=bf16 is not supported by this GPU; using fp32")
+            return "fp32"
+        return requested
+    if requested in ("auto", "bf16") and cpu_bf16:
+        return "bf16"
+    if requested in ("bf16", "fp16"):
+        log.warning("trainer.precision=%s is not supported on this CPU; using fp32", requested)
+    return "fp32"
+
+
+def tokenize(dataset: DatasetDict, tokenizer: PreTrainedTokenizerBase, max_length: int) -> DatasetDict:
+    """Token ids, a ``length`` column for length-grouped batches and a ``truncated`` flag; no padding (done per batch).
+
+    Everything, the truncation count included, comes out of one ``map``: for a dataset loaded from
+    disk ``datasets`` caches it there, keyed by the dataset's fingerprint (new when the annotations
+    change), the tokenizer and max_length, so an unchanged dataset is tokenized once.
+    """
+
+    def encode(batch: dict) -> dict:
+        encoded = tokenizer(batch["text"], truncation=True, max_length=max_length, return_length=True)
+        encoded["truncated"] = [n > max_length for n in tokenizer(batch["text"], return_length=True)["length"]]
+        return encoded
+
+    encoded = dataset.map(encode, batched=True, desc="Tokenizing")
+    too_long = Counter({split: sum(part["truncated"]) for split, part in encoded.items()})
+    if sum(too_long.values()):
+        log.warning(
+            "%d sentence(s) longer than data.max_length=%d tokens were truncated (%s)",
+            sum(too_long.values()),
+            max_length,
+            ", ".join(f"{s}: {n}" for s, n in too_long.items() if n),
+        )
+    return encoded
+
+
+def training_arguments(cfg: DictConfig, output_dir: Path) -> tuple[TrainingArguments, str]:
+    """``TrainingArguments`` from ``trainer.args`` (plain containers) plus precision and logger."""
+    args = OmegaConf.to_container(cfg.trainer.args, resolve=True)
+    use_cuda = torch.cuda.is_available() and not args.get("use_cpu", False)
+    precision = resolve_precision(cfg.trainer.precision, use_cuda, cpu_supports_bf16())
+    args.update(
+        use_cpu=not use_cuda,  # bf16 autocast on CPU needs it stated
+        output_dir=str(output_dir),
+        seed=int(cfg.seed),
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        report_to=list(cfg.logger.report_to),
+    )
+    return TrainingArguments(**args), precision

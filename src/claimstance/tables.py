@@ -13,6 +13,7 @@ from tabulate import tabulate
 
 def _table(header: Sequence[str], rows: Sequence[Sequence], tablefmt: str, floatfmt: str) -> str:
     align = ["left"] + ["right"] * (len(header) - 1)
+    rows = [[format(cell, floatfmt) if isinstance(cell, float) else cell for cell in row] for row in rows]  # columns mixing "-"
     return tabulate(rows, headers=list(header), tablefmt=tablefmt, floatfmt=floatfmt, colalign=align)
 
 

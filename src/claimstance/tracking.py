@@ -21,15 +21,16 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from transformers import TrainerCallback
+
+from claimstance.metrics import METRICS
 
 log = logging.getLogger(__name__)
 
 
 def resolved(cfg: DictConfig) -> dict:
-    """The run config as plain containers, interpolations resolved, without Hydra's own node."""
-    container = OmegaConf.to_container(cfg, resolve=True)
-    container.pop("hydra", None)
-    return container
+    """The run config as plain containers, interpolations resolved, without Hydra's own node (if composed with it)."""
+    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]), resolve=True)
 
 
 def flat_params(cfg: DictConfig) -> dict[str, Any]:
@@ -50,12 +51,14 @@ def flat_params(cfg: DictConfig) -> dict[str, Any]:
 def final_metrics(metrics: Mapping) -> dict[str, float]:
     """Scores known once the run is over, named ``split/metric`` like the Trainer's ``eval/...`` curves."""
     values = {
-        "validation/best_macro_f1": metrics.get("best_validation_macro_f1"),
+        f"validation/best_{metrics['optimized_metric']}": metrics.get("best_validation"),
         "train/runtime_s": metrics.get("train_runtime_s"),
+        "calibration/temperature": metrics["calibration"]["temperature"],
     }
     for split in metrics["evaluated"]:
         report = metrics[split]
-        values |= {f"{split}/{key}": report[key] for key in ("macro_f1", "accuracy", "weighted_f1")}
+        values |= {f"{split}/{key}": report[key] for key in METRICS}
+        values |= {f"{split}/ece": metrics["calibration"]["splits"][split]["ece_after"]}
         values |= {f"{split}/f1_{label}": row["f1-score"] for label, row in report["per_class"].items()}
     return {name: float(value) for name, value in values.items() if value is not None}
 
@@ -87,8 +90,9 @@ class TensorBoardTracker(Tracker):
         self.log_dir = Path(log_dir)
 
     def finish(self, cfg: DictConfig, metrics: Mapping, run_dir: Path, export_dir: Path) -> None:
-        import matplotlib.pyplot as plt
         from torch.utils.tensorboard import SummaryWriter
+
+        from claimstance.plotting import plt
 
         scores = final_metrics(metrics)
         card = export_dir / "README.md"
@@ -171,6 +175,24 @@ def finish_tracking(trackers: Sequence[Tracker], cfg: DictConfig, metrics: Mappi
     """Log the final record of the run to every tracker."""
     for tracker in trackers:
         tracker.finish(cfg, metrics, Path(run_dir), Path(export_dir))
+
+
+class HistoryCSV(TrainerCallback):
+    """Append every value the Trainer logs to ``metrics_history.csv`` in the run folder."""
+
+    def __init__(self, run_dir: str | Path):
+        self.path = Path(run_dir) / "metrics_history.csv"
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        new = not self.path.exists()
+        with self.path.open("a", newline="") as handle:
+            writer = csv.writer(handle)
+            if new:
+                writer.writerow(["step", "epoch", "name", "value"])
+            for name, value in logs.items():
+                writer.writerow([state.global_step, state.epoch, name, value])
 
 
 TRIAL_FILE = "sweep_trial.json"

@@ -12,6 +12,7 @@ from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
 from claimstance.annotations import Annotation, AnnotationError, load_annotations
 from claimstance.config import ConfigError, exits_cleanly
+from claimstance.textio import iter_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +52,9 @@ def agreement(first: Mapping[str, str], second: Mapping[str, str], labels: Seque
 
 
 def read_second_pass(path: Path, labels: Sequence[str]) -> dict[str, str]:
-    """``{id: label}`` from the second annotator's JSONL, validated line by line."""
+    """``{id: label}`` from the second annotator's JSONL; every bad label is named by file and line."""
     labelled, problems = {}, []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            problems.append(f"{path}:{number}: malformed JSON ({err.msg})")
-            continue
+    for number, record in iter_jsonl(path):
         if record.get("label") not in labels:
             problems.append(f"{path}:{number}: label must be one of {', '.join(labels)}")
         else:

@@ -13,14 +13,12 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
 
-matplotlib.use("Agg")  # no display needed: writes a PNG
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
-
-from claimstance.config import ConfigError, exits_cleanly  # noqa: E402
+from claimstance.config import ConfigError, exits_cleanly
+from claimstance.plotting import plt
+from claimstance.tables import markdown_table
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +49,10 @@ def run_row(run: Path, splits: Sequence[str]) -> dict:
     return row
 
 
-def markdown_table(rows: Sequence[Mapping]) -> str:
-    """The rows as a Markdown table, scores to three decimals."""
+def comparison_markdown(rows: Sequence[Mapping]) -> str:
+    """The rows as a Markdown table, scores to three decimals, blank where a run lacks a split."""
     columns = list(rows[0])
-
-    def cell(value: object) -> str:
-        return f"{value:.3f}" if isinstance(value, float) else ("" if value is None else str(value))
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for row in rows]
-    return "\n".join(lines)
+    return markdown_table(columns, [["" if row[c] is None else row[c] for c in columns] for row in rows])
 
 
 def plot_comparison(rows: Sequence[Mapping], splits: Sequence[str], path: Path) -> None:
@@ -94,7 +86,7 @@ def compare(patterns: Sequence[str], splits: Sequence[str], out_dir: Path) -> li
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    (out_dir / "comparison.md").write_text(markdown_table(rows) + "\n")
+    (out_dir / "comparison.md").write_text(comparison_markdown(rows) + "\n")
     plot_comparison(rows, splits, out_dir / "comparison.png")
     return rows
 
@@ -104,5 +96,5 @@ def run(cfg: DictConfig) -> list[dict]:
     """``scripts/compare_runs.py``: compare the configured run folders and print the table."""
     out_dir = Path(cfg.paths.run_dir)
     rows = compare(list(cfg.runs), list(cfg.splits), out_dir)
-    log.info("%s\n\nWritten to %s", markdown_table(rows), out_dir)
+    log.info("%s\n\nWritten to %s", comparison_markdown(rows), out_dir)
     return rows

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from claimstance.annotations import load_annotations
 from claimstance.config import ConfigError, exits_cleanly
+from claimstance.tables import markdown_table
 from claimstance.train import train
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,6 @@ def invocation() -> str:
 
 def markdown(rows: list[dict], labels: list[str], command: str) -> str:
     """The docs page: one row per left-out field, then the mean."""
-    head = "| left-out field | docs | sentences | macro-F1 (95% CI) | claims F1 | " + " | ".join(labels) + " |"
     lines = [
         "# Leave-one-field-out",
         "",
@@ -59,16 +59,21 @@ def markdown(rows: list[dict], labels: list[str], command: str) -> str:
         "",
         f"    {command}",
         "",
-        head,
-        "|---|---:|---:|---|---:|" + "---:|" * len(labels),
+        markdown_table(
+            ["left-out field", "docs", "sentences", "macro-F1 (95% CI)", "claims F1", *labels],
+            [
+                [
+                    row["field"],
+                    row["documents"],
+                    row["sentences"],
+                    f"{row['macro_f1']:.3f} ({row['macro_f1_ci95'][0]:.3f}-{row['macro_f1_ci95'][1]:.3f})",
+                    row["claim_macro_f1"],
+                    *(row["f1"][label] for label in labels),
+                ]
+                for row in rows
+            ],
+        ),
     ]
-    for row in rows:
-        low, high = row["macro_f1_ci95"]
-        f1 = " | ".join(f"{row['f1'][label]:.3f}" for label in labels)
-        lines.append(
-            f"| {row['field']} | {row['documents']} | {row['sentences']} | {row['macro_f1']:.3f} ({low:.3f}-{high:.3f}) | "
-            f"{row['claim_macro_f1']:.3f} | {f1} |"
-        )
     mean = sum(row["macro_f1"] for row in rows) / len(rows)
     worst = min(rows, key=lambda row: row["macro_f1"])
     lines += [

@@ -6,24 +6,50 @@ import json
 import logging
 from pathlib import Path
 
-import matplotlib
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
-
-from claimstance.config import exits_cleanly  # noqa: E402
-from claimstance.train import SPLIT_TITLES, train  # noqa: E402
+from claimstance.config import ConfigError, exits_cleanly
+from claimstance.plotting import plt
+from claimstance.runs import SPLIT_TITLES
+from claimstance.train import train
 
 log = logging.getLogger(__name__)
+
+
+def curve_splits(points: list[dict]) -> list[str]:
+    """Every split scored by any point, in first-seen order (test first); ``data.challenge=null`` simply has none."""
+    return list(dict.fromkeys(split for p in points for split in p["macro_f1"]))
+
+
+def check_fractions(fractions) -> list[float]:
+    """``fractions`` must be a non-empty list of shares in (0, 1]: checked before the first of the training runs."""
+    values = list(fractions) if isinstance(fractions, ListConfig | list | tuple) else []
+    if not values or any(isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= 1 for v in values):
+        raise ConfigError(f"fractions must be a non-empty list of numbers in (0, 1], e.g. [0.25,0.5,1.0]; got {fractions!r}")
+    return [float(v) for v in values]
+
+
+def curve_table(points: list[dict]) -> str:
+    """Fraction, training sentences and macro-F1 per split; ``-`` where a point has no score for a split."""
+    splits = curve_splits(points)
+    rows = [f"{'fraction':>9}{'sentences':>11}" + "".join(f"{split:>16}" for split in splits)]
+    for p in points:
+        scores = (f"{p['macro_f1'][split]:>16.3f}" if split in p["macro_f1"] else f"{'-':>16}" for split in splits)
+        rows.append(f"{p['train_fraction']:>9}{p['train_size']:>11}" + "".join(scores))
+    return "\n".join(rows)
 
 
 def plot_curve(points: list[dict], path: Path) -> None:
     """Macro-F1 of every evaluated split against the number of training sentences (test = held-out documents)."""
     fig, ax = plt.subplots(figsize=(6, 4))
-    sizes = [p["train_size"] for p in points]
-    for split in points[0]["macro_f1"]:
-        ax.plot(sizes, [p["macro_f1"][split] for p in points], marker="o", label=SPLIT_TITLES.get(split, split))
+    for split in curve_splits(points):
+        scored = [p for p in points if split in p["macro_f1"]]  # a split some runs lack is drawn where it was scored
+        ax.plot(
+            [p["train_size"] for p in scored],
+            [p["macro_f1"][split] for p in scored],
+            marker="o",
+            label=SPLIT_TITLES.get(split, split),
+        )
     ax.set_xlabel("training sentences")
     ax.set_ylabel("macro-F1")
     ax.set_ylim(0, 1.02)
@@ -38,16 +64,17 @@ def plot_curve(points: list[dict], path: Path) -> None:
 @exits_cleanly
 def run(cfg: DictConfig) -> list[dict]:
     """``scripts/learning_curve.py``: one training run per fraction, then the table, JSON and PNG."""
+    fractions = check_fractions(cfg.fractions)
     base = Path(cfg.paths.run_dir)
     points = []
-    for fraction in cfg.fractions:
-        run_cfg = OmegaConf.merge(cfg, {"data": {"train_fraction": float(fraction)}})
+    for fraction in fractions:
+        run_cfg = OmegaConf.merge(cfg, {"data": {"train_fraction": fraction}})
         with open_dict(run_cfg):
             run_cfg.paths.run_dir = str(base / f"fraction-{fraction}")
         metrics = train(run_cfg)
         points.append(
             {
-                "train_fraction": float(fraction),
+                "train_fraction": fraction,
                 "train_size": metrics["data_counts"]["train"]["total"],
                 "macro_f1": {split: round(metrics[split]["macro_f1"], 4) for split in metrics["evaluated"]},
                 "test_macro_f1_ci95": metrics["test"]["macro_f1_ci95"],
@@ -57,11 +84,5 @@ def run(cfg: DictConfig) -> list[dict]:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.with_suffix(".json").write_text(json.dumps(points, indent=2) + "\n")
     plot_curve(points, output.with_suffix(".png"))
-    splits = list(points[0]["macro_f1"])
-    rows = [f"{'fraction':>9}{'sentences':>11}" + "".join(f"{split:>16}" for split in splits)]
-    rows += [
-        f"{p['train_fraction']:>9}{p['train_size']:>11}" + "".join(f"{p['macro_f1'][split]:>16.3f}" for split in splits)
-        for p in points
-    ]
-    log.info("\n%s\nSaved %s and %s", "\n".join(rows), output.with_suffix(".json"), output.with_suffix(".png"))
+    log.info("\n%s\nSaved %s and %s", curve_table(points), output.with_suffix(".json"), output.with_suffix(".png"))
     return points

@@ -3,7 +3,6 @@ the sources table ``data/documents/SOURCES.md``."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -11,6 +10,8 @@ from pathlib import Path
 
 from claimstance.annotations import Annotation, AnnotationError, load_annotations
 from claimstance.config import exits_cleanly
+from claimstance.tables import markdown_table
+from claimstance.textio import iter_jsonl
 
 log = logging.getLogger(__name__)
 START, END = "<!-- generated:counts:start -->", "<!-- generated:counts:end -->"
@@ -26,24 +27,18 @@ def count_table(rows: Sequence[Annotation], labels: Sequence[str], title: str, b
     hard = Counter(row.domain for row in rows if row.note)
     documents = {domain: len({row.doc for row in rows if row.domain == domain}) for domain in {row.domain for row in rows}}
     domains = sorted(documents)
-    extra_head = " documents | share |" if by_document else ""
-    lines = [
-        f"**{title}** ({len(rows)} sentences)",
-        "",
-        "| field | " + " | ".join(labels) + f" | total |{extra_head} hard cases |",
-    ]
-    lines.append("|---|" + "---:|" * (len(labels) + 2 + 2 * by_document))
+    header = ["field", *labels, "total", *(["documents", "share"] if by_document else []), "hard cases"]
+    table = []
     for domain in domains:
         total = sum(cells[domain, label] for label in labels)
-        counts = " | ".join(str(cells[domain, label]) for label in labels)
-        extra = f" {documents[domain]} | {total / len(rows):.1%} |" if by_document else ""
-        lines.append(f"| {domain} | {counts} | {total} |{extra} {hard[domain] / total:.0%} |")
-    totals = " | ".join(
+        extra = [documents[domain], f"{total / len(rows):.1%}"] if by_document else []
+        table.append([domain, *(cells[domain, label] for label in labels), total, *extra, f"{hard[domain] / total:.0%}"])
+    totals = [
         f"{sum(cells[d, label] for d in domains)} ({sum(cells[d, label] for d in domains) / len(rows):.0%})" for label in labels
-    )
-    extra = f" {sum(documents.values())} | 100% |" if by_document else ""
-    lines.append(f"| **all** | {totals} | {len(rows)} |{extra} {sum(hard.values()) / len(rows):.0%} |")
-    return "\n".join(lines)
+    ]
+    extra = [sum(documents.values()), "100%"] if by_document else []
+    table.append(["**all**", *totals, len(rows), *extra, f"{sum(hard.values()) / len(rows):.0%}"])
+    return f"**{title}** ({len(rows)} sentences)\n\n" + markdown_table(header, table)
 
 
 def render(documents: Path, authored: Path, contrast: Path, challenge: Path, labels: Sequence[str]) -> str:
@@ -61,15 +56,8 @@ def read_sources(folder: Path) -> list[dict]:
     """Every document's source record from ``<folder>/*.jsonl``, checked field by field as ``file:line: problem``."""
     records, problems = [], []
     for path in sorted(Path(folder).glob("*.jsonl")):
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
+        for number, record in iter_jsonl(path):
             where = f"{path}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                problems.append(f"{where}: malformed JSON ({err.msg})")
-                continue
             missing = [key for key in SOURCE_FIELDS if record.get(key) in (None, "")]
             if missing:
                 problems.append(f"{where}: source record lacks {', '.join(missing)}")
