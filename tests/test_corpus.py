@@ -167,6 +167,7 @@ def test_sources_md_is_current(sources):
     assert (DOCUMENTS / "SOURCES.md").read_text(encoding="utf-8") == expected, "run python scripts/datasheet.py"
 
 
+@pytest.mark.slow  # splits the whole corpus
 def test_default_split_keeps_documents_whole_and_holds_out_enough(default_split):
     groups = {
         split: {g for g, c in zip(part["group"], part["corpus"], strict=True) if c == "documents"}
@@ -177,6 +178,7 @@ def test_default_split_keeps_documents_whole_and_holds_out_enough(default_split)
     assert len(groups["test"]) >= 30 and len(default_split["test"]) >= 700
 
 
+@pytest.mark.slow  # splits the whole corpus and compares every pair
 def test_no_near_duplicates_across_splits(default_split):
     trained = [(f"{s}:{r['id']}", r["text"]) for s in ("train", "validation") for r in default_split[s]]
     for split in default_split:
