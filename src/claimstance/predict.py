@@ -62,7 +62,7 @@ class Predictor:
         self,
         model_dir: str | Path,
         backend: str = "auto",
-        batch_size: int = 64,
+        batch_size: int = 32,
         max_length: int | None = None,
         threads: int | None = None,
         onnx_file: str | None = None,
