@@ -13,8 +13,8 @@ from tabulate import tabulate
 
 def _table(header: Sequence[str], rows: Sequence[Sequence], tablefmt: str, floatfmt: str) -> str:
     align = ["left"] + ["right"] * (len(header) - 1)
-    rows = [[format(cell, floatfmt) if isinstance(cell, float) else cell for cell in row] for row in rows]  # columns mixing "-"
-    return tabulate(rows, headers=list(header), tablefmt=tablefmt, floatfmt=floatfmt, colalign=align)
+    rows = [[format(cell, floatfmt) if isinstance(cell, float) else cell for cell in row] for row in rows]  # text kept as written
+    return tabulate(rows, headers=list(header), tablefmt=tablefmt, colalign=align, disable_numparse=True)
 
 
 def aligned_rows(rows: Sequence[Sequence], align: Sequence[str]) -> list[str]:

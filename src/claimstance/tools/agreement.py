@@ -12,6 +12,7 @@ from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
 from claimstance.annotations import Annotation, AnnotationError, load_annotations
 from claimstance.config import ConfigError, exits_cleanly
+from claimstance.tables import text_table
 from claimstance.textio import iter_jsonl
 
 log = logging.getLogger(__name__)
@@ -85,15 +86,14 @@ def run(cfg) -> dict | None:
         raise AnnotationError([f"{folder / 'second_pass.jsonl'}: ids not in the corpus: {', '.join(unknown[:5])}"])
     report = agreement(first, second, labels)
     (folder / "agreement.json").write_text(json.dumps(report, indent=2))
-    header = "first \\ second".ljust(16) + "".join(label.rjust(12) for label in labels)
-    matrix = [
-        label.ljust(16) + "".join(str(n).rjust(12) for n in row)
-        for label, row in zip(labels, report["confusion_first_rows_second_columns"], strict=True)
-    ]
+    matrix = text_table(
+        ["first \\ second", *labels],
+        [[label, *row] for label, row in zip(labels, report["confusion_first_rows_second_columns"], strict=True)],
+    )
     log.info(
         "Cohen's kappa %.3f, raw agreement %.3f on %d sentences", report["cohen_kappa"], report["raw_agreement"], report["size"]
     )
-    log.info("\n%s", "\n".join([header, *matrix]))
+    log.info("\n%s", matrix)
     log.info(
         "Per-label kappa (one against the rest): %s", ", ".join(f"{k} {v:.3f}" for k, v in report["per_label_kappa"].items())
     )

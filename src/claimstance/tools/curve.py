@@ -11,6 +11,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from claimstance.config import ConfigError, exits_cleanly
 from claimstance.plotting import plt
 from claimstance.runs import SPLIT_TITLES
+from claimstance.tables import text_table
 from claimstance.train import train
 
 log = logging.getLogger(__name__)
@@ -32,11 +33,8 @@ def check_fractions(fractions) -> list[float]:
 def curve_table(points: list[dict]) -> str:
     """Fraction, training sentences and macro-F1 per split; ``-`` where a point has no score for a split."""
     splits = curve_splits(points)
-    rows = [f"{'fraction':>9}{'sentences':>11}" + "".join(f"{split:>16}" for split in splits)]
-    for p in points:
-        scores = (f"{p['macro_f1'][split]:>16.3f}" if split in p["macro_f1"] else f"{'-':>16}" for split in splits)
-        rows.append(f"{p['train_fraction']:>9}{p['train_size']:>11}" + "".join(scores))
-    return "\n".join(rows)
+    rows = [[str(p["train_fraction"]), p["train_size"], *(p["macro_f1"].get(split, "-") for split in splits)] for p in points]
+    return text_table(["fraction", "sentences", *splits], rows)
 
 
 def plot_curve(points: list[dict], path: Path) -> None:
