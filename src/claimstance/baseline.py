@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline
 from claimstance.artifacts import BASELINE_FILE
 from claimstance.atomic import staged_folder
 from claimstance.card import model_card
-from claimstance.metrics import evaluated_splits, score
+from claimstance.metrics import evaluated_splits
 from claimstance.runs import RunPaths, RunRecord, evaluate, finish_run, new_record
 
 
@@ -61,13 +61,12 @@ def fit_baseline(cfg: DictConfig, pipeline: Pipeline, dataset: DatasetDict, path
 
     logits = {name: log_probabilities(name) for name in ["validation", *evaluated_splits(dataset)]}
     evaluation = evaluate(cfg, dataset, logits, paths.run_dir)
-    validation = score(list(dataset["validation"]["label"]), logits["validation"].argmax(-1).tolist(), labels)
     training = {
         "train_runtime_s": round(runtime, 1),
         "train_samples_per_second": len(train_texts) / max(runtime, 1e-9),
         "train_loss": float(log_loss(train_names, pipeline.predict_proba(train_texts), labels=pipeline.classes_)),
     }
-    record = new_record(cfg, dataset, evaluation, validation[cfg.optimized_metric], training)
+    record = new_record(cfg, dataset, evaluation, evaluation.validation[cfg.optimized_metric], training)
 
     def export(files: dict[str, str]) -> dict:
         with staged_folder(paths.export_dir) as staging:  # prepare_run refused an existing export unless overwrite=true

@@ -18,7 +18,7 @@ from scipy.special import log_softmax, softmax
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import log_loss
 
-from claimstance.plotting import plt
+from claimstance.plotting import plt, save_figure
 
 ECE_BINS = 15
 TEMPERATURE_RANGE = (0.05, 20.0)
@@ -120,9 +120,7 @@ def plot_reliability(logits: np.ndarray, labels: Sequence[int], temperature: flo
     ax.set_ylim(0, 1.02)
     ax.set_title(f"{title}: reliability")
     ax.legend(loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_coverage(curves: Mapping[str, Mapping], threshold: Mapping, path: Path) -> None:
@@ -145,6 +143,4 @@ def plot_coverage(curves: Mapping[str, Mapping], threshold: Mapping, path: Path)
     ax.set_xlim(0, 1.01)
     ax.set_title("abstaining below a confidence threshold")
     ax.legend(loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

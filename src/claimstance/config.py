@@ -54,6 +54,14 @@ def run_dir(resume_from: str | None, output_dir: str) -> str:
     return str(resume_from) if resume_from else f"{output_dir}/runs/{run_name()}"
 
 
+def command_line(script: str) -> str:
+    """``python scripts/<script>`` with this run's command-line overrides, so a written table says how to repeat it."""
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    return " ".join([f"python scripts/{script}", *overrides])
+
+
 def register_resolvers() -> None:
     """Make ``${project_root:}``, ``${minilm_dir:}``, ``${run_dir:...}`` available to YAML."""
     for name, fn in (("project_root", lambda: str(project_root())), ("minilm_dir", minilm_dir), ("run_dir", run_dir)):

@@ -24,7 +24,7 @@ from sklearn.metrics import (
 
 from claimstance.calibration import calibration_report, plot_reliability
 from claimstance.config import ConfigError, exits_cleanly
-from claimstance.plotting import plt
+from claimstance.plotting import plt, save_figure
 from claimstance.tables import text_table
 
 log = logging.getLogger(__name__)
@@ -196,9 +196,7 @@ def plot_confusion(report: Mapping, path: Path, title: str) -> None:
             ax=ax, values_format=fmt, colorbar=False, cmap="Blues"
         )
         ax.set_title(f"{title}: {name}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_per_class(report: Mapping, path: Path, title: str) -> None:
@@ -212,9 +210,7 @@ def plot_per_class(report: Mapping, path: Path, title: str) -> None:
     ax.set_ylim(0, 1.05)
     ax.set_title(f"{title}: per-class scores (macro-F1 {report['macro_f1']:.3f})")
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_history(log_history: Sequence[Mapping], path: Path, metric: str = HEADLINE_METRIC) -> None:
@@ -233,9 +229,7 @@ def plot_history(log_history: Sequence[Mapping], path: Path, metric: str = HEADL
     ax_f1.set_xlabel("epoch")
     ax_f1.set_ylim(0, 1.05)
     ax_f1.set_title(f"validation {metric}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def write_report(report: Mapping, folder: Path, name: str) -> str:

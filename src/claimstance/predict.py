@@ -381,6 +381,7 @@ def _slim(row: Mapping) -> dict:
 
 
 def write_jsonl_rows(rows: Iterable[dict], handle) -> int:
+    """Write rows as JSON lines to an open text handle; return how many."""
     count = 0
     for row in rows:
         handle.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -32,7 +32,7 @@ from claimstance.calibration import (
 )
 from claimstance.config import ConfigError, check_config
 from claimstance.dataset import label_table
-from claimstance.metrics import HEADLINE_METRIC, check_metric, evaluated_splits, score, write_report
+from claimstance.metrics import HEADLINE_METRIC, check_metric, evaluated_splits, scalar_scores, score, write_report
 from claimstance.tables import text_table
 from claimstance.tracking import finish_tracking, resolved
 
@@ -105,6 +105,7 @@ class Evaluation:
     reports: dict[str, dict]
     predicted: dict[str, list[int]]
     calibration: dict
+    validation: dict[str, float]  # every metric of METRICS on the validation split, for the optimized_metric
 
 
 def evaluate(cfg: DictConfig, dataset: DatasetDict, logits: Mapping[str, np.ndarray], run_dir: Path) -> Evaluation:
@@ -122,6 +123,7 @@ def evaluate(cfg: DictConfig, dataset: DatasetDict, logits: Mapping[str, np.ndar
         for name in names
     }
     gold_validation = list(dataset["validation"]["label"])
+    validation = scalar_scores(gold_validation, np.asarray(logits["validation"]).argmax(-1).tolist(), list(range(len(labels))))
     temperature = fit_temperature(logits["validation"], gold_validation)
     target = float(cfg.calibration.target_precision)
     threshold = threshold_for_precision(probabilities(logits["validation"], temperature), gold_validation, target)
@@ -140,7 +142,7 @@ def evaluate(cfg: DictConfig, dataset: DatasetDict, logits: Mapping[str, np.ndar
         "min_confidence": threshold,
         "splits": per_split,
     }
-    return Evaluation(split_reports, predicted, calibration)
+    return Evaluation(split_reports, predicted, calibration, validation)
 
 
 def new_record(

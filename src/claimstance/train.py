@@ -26,7 +26,7 @@ from claimstance.card import model_card
 from claimstance.config import ConfigError, default_threads, exits_cleanly
 from claimstance.dataset import prepare_dataset
 from claimstance.export import export_model
-from claimstance.metrics import evaluated_splits, plot_history, score, trainer_metrics
+from claimstance.metrics import evaluated_splits, plot_history, trainer_metrics
 from claimstance.model import max_positions, tokenize, training_arguments
 from claimstance.runs import RunRecord, evaluate, finish_run, new_record, prepare_run
 from claimstance.tracking import apply_logger_env, start_tracking
@@ -137,7 +137,7 @@ def train(cfg: DictConfig) -> RunRecord:
     }
     best = trainer.state.best_metric
     if best is None:  # no checkpoint was chosen (evaluation off): the final model's validation score
-        best = score(list(dataset["validation"]["label"]), logits["validation"].argmax(-1).tolist(), labels)[cfg.optimized_metric]
+        best = evaluation.validation[cfg.optimized_metric]
     record = new_record(cfg, dataset, evaluation, best, training)
     if not trainer.is_world_process_zero():
         return record

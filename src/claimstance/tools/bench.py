@@ -29,7 +29,6 @@ import onnxruntime
 import torch
 import transformers
 from datasets import Dataset, DatasetDict
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
@@ -49,7 +48,7 @@ from transformers import (
 from claimstance import predict
 from claimstance.annotations import annotation_files
 from claimstance.artifacts import ONNX_FILE, ONNX_INT8_FILE, check_export
-from claimstance.config import default_threads, exits_cleanly
+from claimstance.config import command_line, default_threads, exits_cleanly
 from claimstance.dataset import prepare_dataset
 from claimstance.export import export_model, export_onnx, quantize_int8
 from claimstance.model import cpu_supports_bf16, tokenize, training_arguments
@@ -768,11 +767,6 @@ def format_table(result: Mapping) -> str:
     return "\n".join(lines)
 
 
-def overrides() -> list[str]:
-    """The command-line overrides of this run, so bench.json says how to repeat it."""
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-
-
 def benchmark(cfg: DictConfig) -> dict:
     """Every measurement, in order: training, export, inference, test split, articles, start-up, memory, bound."""
     started = time.perf_counter()
@@ -843,7 +837,7 @@ def benchmark(cfg: DictConfig) -> dict:
     rows |= {f"inference {name}": row for name, row in inference_["methods"].items()}
     result = {
         "machine": machine(threads),
-        "command": " ".join(["python scripts/benchmark.py", *overrides()]),
+        "command": command_line("benchmark.py"),
         "model": {"dir": str(model_dir), "source": source},
         "training": {"sentences": len(split), "epochs": 1, "naive": naive, "default": default},
         "inference": inference_,

@@ -17,7 +17,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from claimstance.config import ConfigError, exits_cleanly
-from claimstance.plotting import plt
+from claimstance.plotting import plt, save_figure
 from claimstance.tables import markdown_table
 
 log = logging.getLogger(__name__)
@@ -70,9 +70,7 @@ def plot_comparison(rows: Sequence[Mapping], splits: Sequence[str], path: Path) 
     ax.set_xlabel("macro-F1")
     ax.set_title("macro-F1 by run")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))  # outside the bars
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def compare(patterns: Sequence[str], splits: Sequence[str], out_dir: Path) -> list[dict]:

@@ -9,12 +9,11 @@ import json
 import logging
 from pathlib import Path
 
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 from tqdm.auto import tqdm
 
 from claimstance.annotations import load_annotations
-from claimstance.config import ConfigError, exits_cleanly
+from claimstance.config import ConfigError, command_line, exits_cleanly
 from claimstance.tables import markdown_table
 from claimstance.train import train
 
@@ -35,15 +34,6 @@ def field_row(field: str, metrics: dict) -> dict:
         "accuracy": round(report["accuracy"], 4),
         "f1": {label: round(values["f1-score"], 4) for label, values in report["per_class"].items()},
     }
-
-
-def invocation() -> str:
-    """The command line that produced this table, overrides included, for the docs page."""
-    try:
-        overrides = list(HydraConfig.get().overrides.task)
-    except ValueError:  # called outside a Hydra run
-        overrides = []
-    return " ".join(["python scripts/cross_field.py", *overrides])
 
 
 def markdown(rows: list[dict], labels: list[str], command: str) -> str:
@@ -111,7 +101,7 @@ def write_table(rows: list[dict], output: Path, labels: list[str], of: int) -> N
     """``<output>.json`` and ``.md``, saying how many of the fields are in when the run is not finished."""
     output.parent.mkdir(parents=True, exist_ok=True)
     output.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
-    page = markdown(rows, labels, invocation())
+    page = markdown(rows, labels, command_line("cross_field.py"))
     if len(rows) < of:
         page += f"\n*Partial: {len(rows)} of {of} fields so far.*\n"
     output.with_suffix(".md").write_text(page)

@@ -9,7 +9,7 @@ from pathlib import Path
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from claimstance.config import ConfigError, exits_cleanly
-from claimstance.plotting import plt
+from claimstance.plotting import plt, save_figure
 from claimstance.runs import SPLIT_TITLES
 from claimstance.tables import text_table
 from claimstance.train import train
@@ -54,9 +54,7 @@ def plot_curve(points: list[dict], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     ax.set_title("Learning curve")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 @exits_cleanly

@@ -24,11 +24,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from claimstance.articles import DEFAULT_SPLITTER, SPLITTERS, segment, split_pysbd
-from claimstance.config import ConfigError, default_threads, exits_cleanly
+from claimstance.config import ConfigError, command_line, default_threads, exits_cleanly
 from claimstance.textio import InputError, iter_jsonl
 
 log = logging.getLogger(__name__)
@@ -173,15 +172,6 @@ def choose(rows: Sequence[dict]) -> tuple[str, dict[str, float]]:
     return best, mean_f1
 
 
-def invocation() -> str:
-    """The command line that produced the table, overrides included."""
-    try:
-        overrides = list(HydraConfig.get().overrides.task)
-    except ValueError:  # called outside a Hydra run
-        overrides = []
-    return " ".join(["python scripts/compare_splitters.py", *overrides])
-
-
 def markdown(rows: Sequence[dict], command: str, machine: str) -> str:
     """The docs page: how it was measured, the table, and the choice with its reason."""
     best, mean_f1 = choose(rows)
@@ -251,7 +241,7 @@ def run(cfg: DictConfig) -> list[dict]:
             )
     output = Path(cfg.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    command, cores, load = invocation(), default_threads(), os.getloadavg()[0]
+    command, cores, load = command_line("compare_splitters.py"), default_threads(), os.getloadavg()[0]
     machine = f"{cores} CPU core(s), load average {load:.1f} at the end: other work slows the speeds, not the scores"
     output.with_suffix(".md").write_text(markdown(rows, command, machine), encoding="utf-8")
     summary = {"command": command, "cores": cores, "load_average": round(load, 2), "seed": cfg.seed, "best": choose(rows)[0]}
