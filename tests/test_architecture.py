@@ -74,11 +74,58 @@ def test_no_import_cycle_in_the_package():
         pytest.fail("import cycle: " + " -> ".join(reversed(cycle)) + " (break it: move the shared code down a layer)")
 
 
+MODEL_STACK = {"torch", "transformers"}
+LOADS_THE_MODEL_STACK = {  # CONTRIBUTING.md names these: everything else imports without torch
+    "claimstance.model",
+    "claimstance.train",
+    "claimstance.export",
+    "claimstance.callbacks",
+    "claimstance.tools.bench",
+}
+
+
+def import_time_graph() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """What each module imports when it is imported: package modules, and outside packages by top-level name.
+
+    Only statements at the top of the module count: an import inside a function runs when the function does.
+    """
+    internal, external = {}, {}
+    for name, path in MODULES.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        top = ast.Module(body=[n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)], type_ignores=[])
+        internal[name] = imported_modules(name, top)
+        external[name] = {alias.name.split(".")[0] for n in top.body if isinstance(n, ast.Import) for alias in n.names} | {
+            n.module.split(".")[0] for n in top.body if isinstance(n, ast.ImportFrom) and n.module and not n.level
+        }
+    return internal, external
+
+
+def test_only_the_model_modules_load_torch_at_import():
+    internal, external = import_time_graph()
+    loads: dict[str, bool] = {}
+    for name in TopologicalSorter(internal).static_order():  # a module's imports come before it
+        loads[name] = bool(external[name] & MODEL_STACK) or any(loads[other] for other in internal[name])
+    assert {name for name, heavy in loads.items() if heavy} == LOADS_THE_MODEL_STACK
+
+
+def defines(module: str, name: str) -> bool:
+    """Whether a package module defines the function or class ``name`` at its top level.
+
+    Read, not imported: the model builders' module loads torch, which the fast test tier never does.
+    """
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    return any(isinstance(node, ast.FunctionDef | ast.ClassDef) and node.name == name for node in tree.body)
+
+
 @pytest.mark.parametrize("option", sorted(p.stem for p in (CONFIGS / "model").glob("*.yaml")))
 def test_every_model_option_targets_a_callable(option):
     target = OmegaConf.load(CONFIGS / "model" / f"{option}.yaml").get("_target_")
     assert target, f"configs/model/{option}.yaml has no _target_"
-    assert callable(get_method(target)), f"configs/model/{option}.yaml: {target} is not callable"
+    module, _, name = target.rpartition(".")
+    if module in MODULES:
+        assert defines(module, name), f"configs/model/{option}.yaml: {module} defines no function or class {name}"
+    else:
+        assert callable(get_method(target)), f"configs/model/{option}.yaml: {target} is not callable"
 
 
 def hydra_mains(tree: ast.Module) -> list[ast.FunctionDef]:

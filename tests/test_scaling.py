@@ -17,7 +17,6 @@ from conftest import ROOT, compose_train, corpus_sample, run_script, write_jsonl
 from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 from sklearn.metrics import f1_score
-from transformers import pipeline
 
 from claimstance.tracking import MLflowTracker, TensorBoardTracker, summarise_sweep
 
@@ -56,6 +55,8 @@ def test_torchrun_two_cpu_processes_share_one_run_folder_and_one_export(tmp_path
     runs = list((tmp_path / "outputs" / "runs").iterdir())
     assert len(runs) == 1, runs  # both ranks derived the same folder from their launcher
     run = runs[0]
+    from transformers import pipeline
+
     answer = pipeline("text-classification", model=str(run / "model"))("The union demanded talks.")
     assert answer[0]["label"] in LABELS
 
@@ -129,7 +130,7 @@ def test_submitit_launcher_configs_compose(tmp_path, launcher, target):
 def test_tracking_loggers_keep_the_csv_history(tmp_path, logger):
     cfg = compose_train([f"logger={logger}"], tmp_path)
     assert list(cfg.logger.report_to) == [logger]
-    assert cfg.logger.callbacks.csv._target_ == "claimstance.tracking.HistoryCSV"
+    assert cfg.logger.callbacks.csv._target_ == "claimstance.callbacks.HistoryCSV"
     tracker = instantiate(cfg.logger.trackers[logger])
     if logger == "tensorboard":  # the final record goes beside the Trainer's per-epoch curves, in the run folder
         assert isinstance(tracker, TensorBoardTracker) and tracker.log_dir == tmp_path / "run" / "tensorboard"

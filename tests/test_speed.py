@@ -1,5 +1,6 @@
 """Speed features that must stay correct: precision choice, cached tokenization, the ONNX parity
-check, length-sorted prediction, streaming, and the benchmark's own bookkeeping. Nothing is timed."""
+check, length-sorted prediction and streaming. Nothing is timed. Every test here loads torch, so the whole
+module is slow, and torch, transformers and the modules that load them are imported inside the tests."""
 
 from __future__ import annotations
 
@@ -7,27 +8,21 @@ import json
 import shutil
 import subprocess
 import sys
-import tracemalloc
 from itertools import count, islice
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-import torch
 from conftest import CONFIGS, compose_train, corpus_sample, write_jsonl
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from transformers import AutoTokenizer, set_seed
 
-from claimstance import export
-from claimstance import model as hf
 from claimstance.artifacts import ONNX_FILE, ONNX_INT8_FILE, ExportError
 from claimstance.config import minilm_dir
 from claimstance.dataset import prepare_dataset
-from claimstance.export import export_model, verify_onnx
-from claimstance.predict import InputError, Predictor, read_inputs
-from claimstance.tools import bench
+from claimstance.predict import Predictor
+
+pytestmark = pytest.mark.slow
 
 LABELS = ["commitment", "caution", "request"]
 TEXTS = [row["text"] for row in corpus_sample(8)] + ["Talks resume.", "No."]
@@ -36,6 +31,8 @@ TEXTS = [row["text"] for row in corpus_sample(8)] + ["Talks resume.", "No."]
 @pytest.fixture(scope="module")
 def tiny():
     """The randomly initialised model of configs/model/tiny.yaml and its tokenizer."""
+    from transformers import set_seed
+
     set_seed(0)
     return instantiate(OmegaConf.load(CONFIGS / "model" / "tiny.yaml"), labels=LABELS)
 
@@ -43,6 +40,8 @@ def tiny():
 @pytest.fixture(scope="module")
 def tiny_dir(tiny, tmp_path_factory) -> Path:
     """The tiny model exported with ONNX and int8 ONNX, as train.py exports."""
+    from claimstance.export import export_model
+
     model, tokenizer = tiny
     target = tmp_path_factory.mktemp("export") / "model"
     export_model(model, tokenizer, target, files={}, sample_texts=TEXTS, onnx=True, int8=True)
@@ -57,10 +56,16 @@ def tiny_dir(tiny, tmp_path_factory) -> Path:
     [("auto", False, "fp32"), ("bf16", False, "fp32"), ("fp16", False, "fp32"), ("auto", True, "bf16"), ("fp32", True, "fp32")],
 )
 def test_cpu_precision_falls_back_to_fp32_without_bf16(requested, cpu_bf16, expected):
+    from claimstance import model as hf
+
     assert hf.resolve_precision(requested, use_cuda=False, cpu_bf16=cpu_bf16) == expected
 
 
 def test_default_trainer_config_is_fast_and_fp32_where_bf16_is_missing(tmp_path, monkeypatch):
+    import torch
+
+    from claimstance import model as hf
+
     cfg = compose_train(["model=tiny"], tmp_path)
     assert cfg.trainer.precision == "auto" and cfg.trainer.args.train_sampling_strategy == "group_by_length"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -76,8 +81,11 @@ def cache_files(folder: Path) -> set[Path]:
     return set(folder.glob("*/cache-*.arrow"))
 
 
-@pytest.mark.slow  # tokenizes the corpus four times with the MiniLM tokenizer
 def test_tokenization_is_cached_until_tokenizer_or_annotations_change(tmp_path, small_corpus, caplog):
+    from transformers import AutoTokenizer
+
+    from claimstance import model as hf
+
     data = compose_train(["data=sentences", f"data.annotations={small_corpus}"], tmp_path).data
     prepare_dataset(data)
     folder = Path(data.output_dir)
@@ -114,8 +122,9 @@ def test_tokenization_is_cached_until_tokenizer_or_annotations_change(tmp_path, 
 # --- ONNX export and its parity check --------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_export_writes_dynamic_opset17_onnx_and_int8_with_figures(tiny_dir):
+    import onnx
+
     graph = onnx.load(str(tiny_dir / ONNX_FILE))
     assert max(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")) >= 17
     for tensor in graph.graph.input:
@@ -136,6 +145,10 @@ def test_export_writes_dynamic_opset17_onnx_and_int8_with_figures(tiny_dir):
 
 
 def test_export_fails_and_leaves_nothing_when_onnx_disagrees(tiny, tmp_path, monkeypatch):
+    import torch
+
+    from claimstance import export
+
     real_export = export.export_onnx
 
     def export_other_weights(model, tokenizer, path):
@@ -145,13 +158,14 @@ def test_export_fails_and_leaves_nothing_when_onnx_disagrees(tiny, tmp_path, mon
 
     monkeypatch.setattr(export, "export_onnx", export_other_weights)
     with pytest.raises(ExportError, match="disagrees with PyTorch"):
-        export_model(*tiny, tmp_path / "model", files={}, sample_texts=TEXTS)
+        export.export_model(*tiny, tmp_path / "model", files={}, sample_texts=TEXTS)
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("drift, passes", [(5e-5, True), (2e-4, False)])
 def test_parity_check_bounds_probability_drift_even_with_identical_labels(tiny_dir, monkeypatch, drift, passes):
+    from claimstance.export import verify_onnx
+
     original = Predictor.predict_proba
 
     def drifting(self, texts):
@@ -169,14 +183,12 @@ def test_parity_check_bounds_probability_drift_even_with_identical_labels(tiny_d
 # --- Predictor -------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_auto_backend_is_onnx_when_exported_else_torch(tiny_dir, tmp_path):
     assert Predictor(tiny_dir).backend == "onnx"
     plain = shutil.copytree(tiny_dir, tmp_path / "plain", ignore=shutil.ignore_patterns("*.onnx"))
     assert Predictor(plain).backend == "torch"
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
 def test_batches_are_sorted_by_tokens_padded_to_their_longest_and_answers_keep_input_order(tiny_dir, monkeypatch, backend):
     predictor = Predictor(tiny_dir, backend=backend, batch_size=4)
@@ -191,7 +203,6 @@ def test_batches_are_sorted_by_tokens_padded_to_their_longest_and_answers_keep_i
     np.testing.assert_allclose(probs, np.exp(one_by_one) / np.exp(one_by_one).sum(1, keepdims=True), atol=1e-5)
 
 
-@pytest.mark.slow
 def test_predict_stream_takes_an_endless_input_one_chunk_at_a_time(tiny_dir, monkeypatch):
     predictor = Predictor(tiny_dir, backend="onnx")
     sizes = []
@@ -202,73 +213,12 @@ def test_predict_stream_takes_an_endless_input_one_chunk_at_a_time(tiny_dir, mon
     assert sizes == [16, 16, 16] and records[17]["text"] == "Officials said on day 17 that they would act."
 
 
-# --- streaming reader ------------------------------------------------------------------------
-
-
-def test_read_inputs_yields_from_a_large_file_without_reading_it_whole(tmp_path):
-    path = tmp_path / "big.txt"
-    with path.open("w", encoding="utf-8") as handle:
-        for i in range(200_000):
-            handle.write(f"Ministers said on day {i} that the plan would go ahead.\n")
-    tracemalloc.start()
-    first = list(islice(read_inputs(path), 5))
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    assert first[4] == "Ministers said on day 4 that the plan would go ahead."
-    assert peak < path.stat().st_size / 20
-
-
-def test_read_inputs_gives_sentences_before_a_bad_line_further_down(tmp_path):
-    path = tmp_path / "news.txt"
-    path.write_bytes(b"".join(f"Sentence {i}.\n".encode() for i in range(10)) + b"bad \xff byte\n")
-    sentences = read_inputs(path)
-    assert list(islice(sentences, 10))[-1] == "Sentence 9."
-    with pytest.raises(InputError, match=r"news.txt:11: invalid UTF-8"):
-        next(sentences)
-
-
 # --- benchmark bookkeeping -------------------------------------------------------------------
 
 
-def test_share_of_bound_is_rate_over_what_the_matmul_rate_allows():
-    result = bench.share_of_bound(rate=50.0, tokens_per_item=20.0, flops=1e7, gflops=100.0)
-    assert result["bound_per_s"] == pytest.approx(500.0) and result["share"] == pytest.approx(0.1)
-
-
-def test_targets_are_judged_in_their_own_direction():
-    result = {
-        "training": {"speedup": 6.0},
-        "inference": {"methods": {"onnx": {"ratio": 3.9, "agreement": 1.0}, "onnx-int8": {"ratio": 8.0, "agreement": 0.99}}},
-        "memory": {"peak_rss_mb": 2048.0},
-        "wall_s": 300.0,
-    }
-    targets = {
-        "training_speedup": 5,
-        "onnx_speedup": 4,
-        "onnx_agreement": 0.995,
-        "int8_speedup": 7,
-        "peak_rss_gb": 1.5,
-        "wall_minutes": 10,
-    }
-    met = {name: row["met"] for name, row in bench.check_targets(result, targets).items()}
-    assert met == {
-        "training_speedup": True,
-        "onnx_speedup": False,
-        "onnx_agreement": True,
-        "int8_speedup": True,
-        "peak_rss_gb": False,
-        "wall_minutes": True,
-    }
-
-
-def test_corpus_sentences_are_seeded_and_repeat_a_small_corpus(tmp_path):
-    write_jsonl(tmp_path / "a.jsonl", corpus_sample(2))
-    texts = bench.corpus_sentences(tmp_path, 20, seed=1)
-    assert len(texts) == 20 and len(set(texts)) == 8 and texts == bench.corpus_sentences(tmp_path, 20, seed=1)
-
-
-@pytest.mark.slow
 def test_rss_probe_reports_the_child_alone_not_the_process_that_started_it():
+    from claimstance.tools import bench
+
     ballast = np.ones(400 * 2**20 // 8)  # 400 MB resident in this process
     child = [sys.executable, "-c", "x = bytearray(60 * 2**20)"]
     probe = subprocess.run([sys.executable, "-c", bench.RSS_PROBE, *child], capture_output=True, text=True, check=True)
@@ -276,7 +226,6 @@ def test_rss_probe_reports_the_child_alone_not_the_process_that_started_it():
     assert 60 < peak_mb < 250 and ballast[-1] == 1.0
 
 
-@pytest.mark.slow
 def test_benchmark_smoke_run_writes_every_figure(tmp_path, small_corpus):
     cfg = compose_train(
         [
@@ -295,6 +244,8 @@ def test_benchmark_smoke_run_writes_every_figure(tmp_path, small_corpus):
         tmp_path,
         config_name="bench",
     )
+    from claimstance.tools import bench
+
     result = bench.run(cfg)
     saved = json.loads((tmp_path / "run" / "bench.json").read_text())
     assert saved["targets"].keys() == result["targets"].keys()

@@ -7,6 +7,8 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import tracemalloc
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -16,14 +18,14 @@ from conftest import ROOT, compose_train, run_script, write_jsonl
 from claimstance.articles import model_text
 from claimstance.artifacts import CALIBRATION_FILE, ExportError
 from claimstance.config import ConfigError
-from claimstance.predict import Predictor, input_files, run, softmax
+from claimstance.predict import Predictor, input_files, read_inputs, run, softmax
 from claimstance.textio import InputError
 
 SEED = ROOT / "seeds" / "000_ccd737c3ae17ccd4.txt"
 
 
 def predict_cfg(tmp_path: Path, model_dir: Path, *overrides: str):
-    return compose_train([f"model_dir={model_dir}", *overrides], tmp_path, config_name="predict")
+    return compose_train(list(overrides), tmp_path, config_name="predict", values={"model_dir": str(model_dir)})
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -239,3 +241,28 @@ def test_a_long_document_is_tagged_in_bounded_pieces(tiny_export):
         (1, "short.txt", 1),
     ]
     assert [row["sentence"] for _, name, rows in pieces if name == "long.txt" for row in rows] == list(range(7))
+
+
+# --- streaming reader ------------------------------------------------------------------------
+
+
+def test_read_inputs_yields_from_a_large_file_without_reading_it_whole(tmp_path):
+    path = tmp_path / "big.txt"
+    with path.open("w", encoding="utf-8") as handle:
+        for i in range(200_000):
+            handle.write(f"Ministers said on day {i} that the plan would go ahead.\n")
+    tracemalloc.start()
+    first = list(islice(read_inputs(path), 5))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert first[4] == "Ministers said on day 4 that the plan would go ahead."
+    assert peak < path.stat().st_size / 20
+
+
+def test_read_inputs_gives_sentences_before_a_bad_line_further_down(tmp_path):
+    path = tmp_path / "news.txt"
+    path.write_bytes(b"".join(f"Sentence {i}.\n".encode() for i in range(10)) + b"bad \xff byte\n")
+    sentences = read_inputs(path)
+    assert list(islice(sentences, 10))[-1] == "Sentence 9."
+    with pytest.raises(InputError, match=r"news.txt:11: invalid UTF-8"):
+        next(sentences)

@@ -18,7 +18,6 @@ from typing import TypedDict
 import numpy as np
 from datasets import Dataset, DatasetDict
 from omegaconf import DictConfig, OmegaConf
-from transformers.trainer_utils import get_last_checkpoint
 
 from claimstance.artifacts import CALIBRATION_FILE, METRICS_FILE, ExportError
 from claimstance.calibration import (
@@ -91,6 +90,9 @@ def prepare_run(cfg: DictConfig) -> RunPaths:
         raise ExportError(f"{export_dir}: an export is already there; pass overwrite=true to replace it")
     checkpoint = None
     if cfg.get("resume_from"):
+        # imported here: the harness also serves the scikit-learn baseline, which never needs torch
+        from transformers.trainer_utils import get_last_checkpoint
+
         checkpoint = get_last_checkpoint(str(run_dir / "checkpoints")) if (run_dir / "checkpoints").is_dir() else None
         if checkpoint is None:
             raise ConfigError(f"resume_from={cfg.resume_from}: no checkpoint-* folder under {run_dir / 'checkpoints'}")

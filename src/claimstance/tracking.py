@@ -21,7 +21,6 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from transformers import TrainerCallback
 
 from claimstance.metrics import METRICS
 
@@ -175,24 +174,6 @@ def finish_tracking(trackers: Sequence[Tracker], cfg: DictConfig, metrics: Mappi
     """Log the final record of the run to every tracker."""
     for tracker in trackers:
         tracker.finish(cfg, metrics, Path(run_dir), Path(export_dir))
-
-
-class HistoryCSV(TrainerCallback):
-    """Append every value the Trainer logs to ``metrics_history.csv`` in the run folder."""
-
-    def __init__(self, run_dir: str | Path):
-        self.path = Path(run_dir) / "metrics_history.csv"
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if not state.is_world_process_zero or not logs:
-            return
-        new = not self.path.exists()
-        with self.path.open("a", newline="") as handle:
-            writer = csv.writer(handle)
-            if new:
-                writer.writerow(["step", "epoch", "name", "value"])
-            for name, value in logs.items():
-                writer.writerow([state.global_step, state.epoch, name, value])
 
 
 TRIAL_FILE = "sweep_trial.json"

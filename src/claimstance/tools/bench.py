@@ -4,7 +4,8 @@
 the same sentences and the same model, so the ratios hold even where absolute figures drift with
 the machine's load. The bound turns rates into a share of what the CPU could do at best: for each
 precision, the fastest GEMM kernel available here (torch, ONNX Runtime), timed at the shapes the
-model runs, not one library's square matrix multiply.
+model runs, not one library's square matrix multiply. The arithmetic on the timings and the table are in
+``bench_figures``, the inputs built from the corpus in ``bench_inputs``.
 """
 
 from __future__ import annotations
@@ -12,15 +13,12 @@ from __future__ import annotations
 import json
 import logging
 import platform
-import random
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from itertools import cycle, islice
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +34,6 @@ from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
     DataCollatorWithPadding,
-    PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     Trainer,
@@ -46,27 +43,40 @@ from transformers import (
 )
 
 from claimstance import predict
-from claimstance.annotations import annotation_files
 from claimstance.artifacts import ONNX_FILE, ONNX_INT8_FILE, check_export
 from claimstance.config import command_line, default_threads, exits_cleanly
 from claimstance.dataset import prepare_dataset
 from claimstance.export import export_model, export_onnx, quantize_int8
 from claimstance.model import cpu_supports_bf16, tokenize, training_arguments
-from claimstance.predict import Predictor, read_inputs
-from claimstance.textio import iter_jsonl
+from claimstance.predict import Predictor
+from claimstance.tools.bench_figures import (
+    BF16_BACKEND,
+    METHOD_PRECISION,
+    NO_BF16,
+    Gemm,
+    agreement,
+    best_backend,
+    best_rate,
+    best_seconds,
+    check_targets,
+    format_table,
+    latency_ms,
+    model_gemms,
+    over_bound,
+    share_of_bound,
+    unavailable,
+    weighted_gflops,
+)
+from claimstance.tools.bench_inputs import (
+    article_text,
+    build_articles,
+    corpus_documents,
+    corpus_sentences,
+    predict_config,
+    write_lines,
+)
 
 log = logging.getLogger(__name__)
-
-BF16_BACKEND = "torch-bf16"  # Predictor's torch backend under bf16 autocast: a method of the benchmark's own
-NO_BF16 = "not supported on this CPU (no avx512_bf16 or AMX)"
-METHOD_PRECISION = {
-    "pipeline": "fp32",
-    "auto": "fp32",
-    "torch": "fp32",
-    "onnx": "fp32",
-    BF16_BACKEND: "bf16",
-    "onnx-int8": "int8",
-}
 
 
 def cpu_name() -> str:
@@ -91,13 +101,6 @@ def machine(threads: int) -> dict:
         "transformers": transformers.__version__,
         "onnxruntime": onnxruntime.__version__,
     }
-
-
-def corpus_sentences(annotations: str | Path, count: int, seed: int) -> list[str]:
-    """``count`` annotated sentences in a seeded random order (the corpus repeated if it is smaller)."""
-    texts = [text for path in annotation_files(annotations) for text in read_inputs(path, "jsonl")]
-    random.Random(seed).shuffle(texts)
-    return list(islice(cycle(texts), count))
 
 
 def token_lengths(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int) -> np.ndarray:
@@ -146,48 +149,6 @@ def train_one(
     return result, trainer.model, tokenizer
 
 
-def best_rate(fn: Callable[[], object], items: int, repeats: int) -> tuple[float, object]:
-    """Items per second of the fastest of ``repeats`` calls (the least disturbed), and its result."""
-    best, result = float("inf"), None
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return items / best, result
-
-
-def best_seconds(fn: Callable[[], object], seconds: float, warmup: int = 2, min_calls: int = 3) -> float:
-    """Seconds of the fastest call after ``warmup`` untimed ones, calling until ``seconds`` have passed (``min_calls`` at least).
-
-    The fastest call is the one the machine's other load disturbed least.
-    """
-    for _ in range(warmup):
-        fn()
-    best, spent, calls = float("inf"), 0.0, 0
-    while spent < seconds or calls < min_calls:
-        start = time.perf_counter()
-        fn()
-        elapsed = time.perf_counter() - start
-        best, spent, calls = min(best, elapsed), spent + elapsed, calls + 1
-    return best
-
-
-def latency_ms(fn: Callable[[str], object], texts: Iterable[str]) -> dict[str, float]:
-    """p50/p95 milliseconds of one call per sentence."""
-    times = []
-    for text in texts:
-        start = time.perf_counter()
-        fn(text)
-        times.append((time.perf_counter() - start) * 1000)
-    p50, p95 = np.percentile(times, [50, 95])
-    return {"p50": float(p50), "p95": float(p95)}
-
-
-def agreement(a: Sequence[str], b: Sequence[str]) -> float:
-    """Share of sentences given the same label."""
-    return float(np.mean(np.asarray(a) == np.asarray(b)))
-
-
 # --- inference methods -----------------------------------------------------------------------
 
 
@@ -203,11 +164,6 @@ class Bf16Predictor(Predictor):
     def _logits(self, batch: Mapping[str, np.ndarray]) -> np.ndarray:
         with torch.autocast("cpu", dtype=torch.bfloat16):
             return super()._logits(batch)
-
-
-def unavailable(backend: str, cpu_bf16: bool) -> str | None:
-    """Why ``backend`` cannot be measured on this machine, or None: bf16 without native instructions is emulated, not measured."""
-    return NO_BF16 if backend == BF16_BACKEND and not cpu_bf16 else None
 
 
 def make_predictor(model_dir: Path, backend: str, **kwargs) -> Predictor:
@@ -266,15 +222,6 @@ def split_accuracy(model_dir: Path, split: Dataset, labels: list[str], backends:
     }
 
 
-def best_backend(ratios: Mapping[str, float], agreements: Mapping[str, float], min_agreement: float) -> dict | None:
-    """The fastest backend whose held-out labels match PyTorch fp32's on at least ``min_agreement`` of sentences."""
-    kept = [name for name, share in agreements.items() if share >= min_agreement and name in ratios]
-    if not kept:
-        return None
-    name = max(kept, key=lambda n: ratios[n])
-    return {"backend": name, "ratio": ratios[name], "agreement": agreements[name], "min_agreement": min_agreement}
-
-
 def inference_export(source: Path, run_dir: Path) -> Path:
     """The export to measure: ``source`` itself when it holds both ONNX files, else a copy in ``run_dir`` completed there.
 
@@ -296,52 +243,6 @@ def inference_export(source: Path, run_dir: Path) -> Path:
 
 
 # --- end-to-end article tagging and start-up -------------------------------------------------
-
-PARAGRAPH_SIZES = (2, 3, 1)  # sentences per paragraph of a built article, in turn
-
-
-def corpus_documents(source: str | Path) -> list[tuple[str, list[str]]]:
-    """The documents of a corpus as ``(name, sentences in reading order)``.
-
-    Rows are grouped by their ``doc`` field and ordered by ``position``; rows without them make one
-    document per file in file order, so a corpus of independent sentences still gives articles.
-    """
-    documents: dict[str, list[tuple[float, int, str]]] = {}
-    for path in annotation_files(source):
-        for number, row in iter_jsonl(path):
-            name = str(row.get("doc") or path.stem)
-            documents.setdefault(name, []).append((row.get("position", number), number, row["text"]))
-    return [(name, [text for _, _, text in sorted(rows, key=lambda r: r[:2])]) for name, rows in documents.items()]
-
-
-def article_text(sentences: Sequence[str]) -> str:
-    """Sentences as running text: paragraphs of one to three sentences with a blank line between paragraphs."""
-    paragraphs, start = [], 0
-    for size in cycle(PARAGRAPH_SIZES):
-        if start >= len(sentences):
-            break
-        paragraphs.append(" ".join(s.strip() for s in sentences[start : start + size]))
-        start += size
-    return "\n\n".join(paragraphs) + "\n"
-
-
-def build_articles(documents: Sequence[tuple[str, Sequence[str]]], folder: Path, count: int) -> list[Path]:
-    """``count`` article files in ``folder``, the documents cycled; a running number keeps repeated documents' names apart."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for index, (name, sentences) in enumerate(islice(cycle(documents), count)):
-        path = folder / f"{index:05d}-{name}.txt"
-        path.write_text(article_text(sentences), encoding="utf-8")
-        paths.append(path)
-    return paths
-
-
-def predict_config(root: Path, **values) -> DictConfig:
-    """``configs/predict.yaml`` with ``values`` over it, as ``scripts/predict.py`` would run; a key it lacks is an error."""
-    cfg = OmegaConf.load(root / "configs" / "predict.yaml")
-    cfg.pop("defaults")
-    OmegaConf.set_struct(cfg, True)
-    return OmegaConf.merge(cfg, values)
 
 
 def tag_articles(cfg: DictConfig, model_dir: Path, documents: Sequence[tuple[str, Sequence[str]]], threads: int) -> dict:
@@ -439,13 +340,6 @@ def startup(script: Path, model_dir: Path, sentences: Sequence[str], folder: Pat
 # --- memory ----------------------------------------------------------------------------------
 
 
-def write_lines(path: Path, texts: Sequence[str], count: int) -> None:
-    """An input file of ``count`` lines, the sentences repeated, written without holding it in memory."""
-    with path.open("w", encoding="utf-8") as handle:
-        for text in islice(cycle(texts), count):
-            handle.write(text + "\n")
-
-
 # Runs argv[1:] and prints the peak RSS (KiB) of that child alone. A child's peak includes the memory of
 # the process that started it, up to its exec: started from this small interpreter rather than from the
 # benchmark (which holds several models), it is the child's own.
@@ -481,43 +375,6 @@ def peak_rss_of_prediction(script: Path, model_dir: Path, texts: Sequence[str], 
 
 
 # --- the bound -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Gemm:
-    """One kind of dense-layer matrix multiply in a forward pass, (m x k) by (k x n), done ``count`` times."""
-
-    name: str
-    m: int
-    k: int
-    n: int
-    count: int
-
-    @property
-    def flops(self) -> float:
-        """Multiply-adds counted as two operations, the same for float and integer kernels."""
-        return 2.0 * self.m * self.k * self.n
-
-    @property
-    def shape(self) -> str:
-        return f"{self.m}x{self.k}x{self.n}"
-
-
-def model_gemms(config: PretrainedConfig, batch: int, tokens: int) -> list[Gemm]:
-    """The dense layers' GEMMs of one forward pass over ``batch`` sentences of ``tokens`` tokens (a BERT-like encoder)."""
-    m, hidden, inner, layers = batch * tokens, config.hidden_size, config.intermediate_size, config.num_hidden_layers
-    return [
-        Gemm("attention q/k/v/out", m, hidden, hidden, 4 * layers),
-        Gemm("feed-forward in", m, hidden, inner, layers),
-        Gemm("feed-forward out", m, inner, hidden, layers),
-    ]
-
-
-def weighted_gflops(gemms: Sequence[Gemm], gflops: Sequence[float]) -> float:
-    """The rate of one forward's GEMMs run at these per-shape rates: their FLOPs over their summed time (harmonic mean)."""
-    total = sum(g.count * g.flops for g in gemms)
-    seconds = sum(g.count * g.flops / (rate * 1e9) for g, rate in zip(gemms, gflops, strict=True))
-    return total / seconds / 1e9
 
 
 def torch_matmul(gemm: Gemm, dtype: torch.dtype) -> Callable[[], object]:
@@ -622,149 +479,7 @@ def flops_per_token(model: PreTrainedModel, tokens: int, training: bool, batch: 
     return counter.get_total_flops() / (batch * tokens)
 
 
-def share_of_bound(rate: float, tokens_per_item: float, flops: float, gflops: float) -> dict:
-    """The rate the GEMM ceiling allows for items of this size, and the share of it reached."""
-    bound = gflops * 1e9 / (tokens_per_item * flops)
-    return {"bound_per_s": bound, "share": rate / bound}
-
-
-def over_bound(rows: Mapping[str, Mapping]) -> list[str]:
-    """Methods past 100% of their precision's bound: there the bound is wrong, and the table must say so."""
-    return [name for name, row in rows.items() if row["bound"]["share"] > 1]
-
-
-# --- targets and table -----------------------------------------------------------------------
-
-
-def dig(mapping: Mapping, *keys: str) -> object:
-    """``mapping[k1][k2]...``, or None where a level is missing (a method skipped or not measured)."""
-    for key in keys:
-        if not isinstance(mapping, Mapping) or key not in mapping:
-            return None
-        mapping = mapping[key]
-    return mapping
-
-
-def check_targets(result: Mapping, targets: Mapping) -> dict:
-    """Each acceptance figure named in ``targets`` with its target and whether it was met (a missing figure is not)."""
-    peak_mb, wall_s = dig(result, "memory", "peak_rss_mb"), dig(result, "wall_s")
-    figures = {
-        "training_speedup": (dig(result, "training", "speedup"), "min"),
-        "onnx_speedup": (dig(result, "inference", "methods", "onnx", "ratio"), "min"),
-        "onnx_agreement": (dig(result, "inference", "methods", "onnx", "agreement"), "min"),
-        "int8_speedup": (dig(result, "inference", "methods", "onnx-int8", "ratio"), "min"),
-        "article_speedup": (dig(result, "articles", "methods", "onnx", "ratio"), "min"),
-        "startup_seconds": (dig(result, "startup", "seconds"), "max"),
-        "peak_rss_gb": (None if peak_mb is None else peak_mb / 1024, "max"),
-        "wall_minutes": (None if wall_s is None else wall_s / 60, "max"),
-    }
-    return {
-        name: {
-            "value": value,
-            "target": targets[name],
-            "met": value is not None and (value >= targets[name] if kind == "min" else value <= targets[name]),
-        }
-        for name, (value, kind) in figures.items()
-        if name in targets
-    }
-
-
-def table_row(label: str, *cells: str) -> str:
-    """One line of the table: a label column, then right-aligned cells."""
-    return f"{label:<46}" + "".join(f"{cell:>12}" for cell in cells)
-
-
-def bound_cell(row: Mapping) -> str:
-    """Share of the bound with the precision whose bound it is, e.g. ``91% fp32``."""
-    return f"{row['bound']['share']:.0%} {row['bound']['precision']}"
-
-
-def bound_lines(bound: Mapping) -> list[str]:
-    """Each precision's peak: the library and GFLOP/s at every shape, the other libraries' rates, the sustained rate."""
-    lines = [
-        f"bound: fastest GEMM kernel per precision at the model's shapes (M x K x N, M = {bound['batch']} sentences x "
-        f"{bound['tokens']} tokens), FLOP-weighted over one forward"
-    ]
-    for precision, peak in bound["precisions"].items():
-        if "skipped" in peak:
-            lines.append(f"  {precision}: {peak['skipped']}")
-            continue
-        lines.append(f"  {precision}: {peak['gflops']:.1f} GFLOP/s")
-        for shape in peak["shapes"]:
-            others = ", ".join(f"{name} {rate:.1f}" for name, rate in shape["by_library"].items() if name != shape["library"])
-            lines.append(
-                f"    {shape['shape']} x{shape['count']} ({shape['name']}): {shape['library']} {shape['gflops']:.1f} GFLOP/s"
-                + (f"; {others}" if others else "")
-            )
-    lines.append(
-        f"model: {bound['forward_mflops_per_token']:.2f} MFLOP/token forward ({bound['gemm_share_of_forward']:.0%} in these "
-        f"GEMMs), {bound['training_mflops_per_token']:.2f} training; {bound['tokens_per_sentence']:.1f} tokens/sentence"
-    )
-    if bound["exceeded"]:
-        lines.append(
-            f"BOUND EXCEEDED by {', '.join(bound['exceeded'])}: the bound is wrong for them. It prices every FLOP torch's "
-            "counter sees (dense layers, attention matmuls) at the dense-layer GEMM rate; a method that does some of that work "
-            "on a faster kernel than those timed here, or skips part of it, passes it."
-        )
-    return lines
-
-
-def format_table(result: Mapping) -> str:
-    """The figures as a plain-text table (the README's Performance section quotes it)."""
-    training, inference_, memory, bound = result["training"], result["inference"], result["memory"], result["bound"]
-    articles, start_up, quality = result["articles"], result["startup"], result["test_split"]
-    lines = [table_row(f"training: {training['sentences']} sentences, 1 epoch", "samples/s", "ratio", "train loss", "of bound")]
-    for name in ("naive", "default"):
-        row = training[name]
-        lines.append(
-            table_row(
-                f"  {name}: {row['padding']}, {row['precision']}, {row['sampling']}",
-                f"{row['samples_per_s']:.1f}",
-                f"{row['ratio']:.1f}x",
-                f"{row['train_loss']:.3f}",
-                bound_cell(row),
-            )
-        )
-    lines.append(table_row(f"inference: {inference_['sentences']} sentences", "sentences/s", "ratio", "agreement", "of bound"))
-    for name, row in inference_["methods"].items():
-        label = f"transformers.pipeline(batch_size={row['batch_size']})" if name == "pipeline" else f"Predictor {name}"
-        cells = (f"{row['sentences_per_s']:.1f}", f"{row['ratio']:.1f}x", f"{row['agreement']:.1%}", bound_cell(row))
-        lines.append(table_row(f"  {label}", *cells))
-    lines += [f"  Predictor {name}: skipped, {reason}" for name, reason in inference_["skipped"].items()]
-    lines.append(table_row("single-sentence latency", "p50 ms", "p95 ms"))
-    lines += [table_row(f"  {name}", f"{row['p50']:.1f}", f"{row['p95']:.1f}") for name, row in inference_["latency_ms"].items()]
-    lines.append(
-        table_row(f"articles: {articles['files']} files, {articles['sentences']} sentences", "sentences/s", "ratio", "seconds")
-    )
-    for name, row in articles["methods"].items():
-        if name == "pipeline":
-            label = f"pipeline(batch_size={row['batch_size']}), pre-split"
-        else:
-            label = f"predict.run {name}: split, JSONL + HTML"
-        lines.append(table_row(f"  {label}", f"{row['sentences_per_s']:.1f}", f"{row['ratio']:.1f}x", f"{row['seconds']:.1f}"))
-    best = quality["best_backend"]
-    lines += [
-        f"start-up: scripts/predict.py, {start_up['sentences']}-sentence article, backend=onnx: {start_up['seconds']:.2f} s "
-        f"(best of {len(start_up['runs_s'])}); torch imported: {'yes' if start_up['torch_imported'] else 'no'}",
-        f"test split (held-out documents), {quality['sentences']} sentences: accuracy "
-        + ", ".join(f"{name} {value:.1%}" for name, value in quality["accuracy"].items())
-        + "; labels as PyTorch fp32's: "
-        + ", ".join(f"{name} {value:.1%}" for name, value in quality["agreement"].items()),
-        (
-            f"best backend >= {best['min_agreement']:.1%} agreement: {best['backend']}, {best['ratio']:.1f}x pipeline()"
-            if best
-            else "best backend: none keeps the required agreement with PyTorch fp32"
-        ),
-        f"scripts/predict.py on {memory['sentences']:,} lines ({memory['backend']}): peak RSS {memory['peak_rss_mb']:.0f} MB, "
-        f"{memory['sentences_per_s']:.0f} sentences/s start-up included",
-        *bound_lines(bound),
-        f"model measured: {result['model']['dir']} ({result['model']['source']})",
-        f"machine: {result['machine']['cpu']}, {result['machine']['threads']} thread(s); wall {result['wall_s'] / 60:.1f} min",
-    ]
-    for name, check in result["targets"].items():
-        value = "n/a" if check["value"] is None else f"{check['value']:.3g}"
-        lines.append(f"target {name}: {value} (target {check['target']:g}) {'met' if check['met'] else 'NOT MET'}")
-    return "\n".join(lines)
+# --- the whole run ---------------------------------------------------------------------------
 
 
 def benchmark(cfg: DictConfig) -> dict:

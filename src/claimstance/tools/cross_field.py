@@ -15,7 +15,6 @@ from tqdm.auto import tqdm
 from claimstance.annotations import load_annotations
 from claimstance.config import ConfigError, command_line, exits_cleanly
 from claimstance.tables import markdown_table
-from claimstance.train import train
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +82,8 @@ def run(cfg: DictConfig) -> list[dict]:
         if unknown:
             raise ConfigError(f"fields={unknown} are not fields of {cfg.data.annotations}; choose from {fields}")
         fields = [field for field in fields if field in set(cfg.fields)]
+    from claimstance.train import train  # torch loads only once the fields are known to be good
+
     base = Path(cfg.paths.run_dir)
     rows = []
     for field in tqdm(fields, desc="Fields left out", unit="field"):

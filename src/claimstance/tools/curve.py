@@ -12,7 +12,6 @@ from claimstance.config import ConfigError, exits_cleanly
 from claimstance.plotting import plt, save_figure
 from claimstance.runs import SPLIT_TITLES
 from claimstance.tables import text_table
-from claimstance.train import train
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +60,8 @@ def plot_curve(points: list[dict], path: Path) -> None:
 def run(cfg: DictConfig) -> list[dict]:
     """``scripts/learning_curve.py``: one training run per fraction, then the table, JSON and PNG."""
     fractions = check_fractions(cfg.fractions)
+    from claimstance.train import train  # torch loads only once the fractions are known to be good
+
     base = Path(cfg.paths.run_dir)
     points = []
     for fraction in fractions:
