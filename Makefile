@@ -1,6 +1,6 @@
 # make train: set up .venv if missing, then train the default experiment.
 # make test:  set up .venv if missing, then run the test suite.
-# make test-fast: the same without the tests marked slow (training, subprocesses, the browser, whole-corpus splits).
+# make test-fast: the same without the tests marked slow (training, torch, subprocesses, the browser, whole-corpus splits).
 # GPU users: make train TORCH_SPEC=torch   (the default pins a small CPU build of PyTorch)
 PYTHON ?= python3
 VENV ?= .venv

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import os
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 import claimstance.config  # noqa: F401  (registers resolvers)
 
@@ -20,6 +23,26 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 TINY = ["model=tiny", "trainer.args.learning_rate=1e-3", "trainer.args.num_train_epochs=2", "export.onnx=true"]
+MODEL_STACK = ("torch", "transformers")  # ~10 s of imports on 2 cores: only slow tests load them
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Collecting loads no test module's model stack, so ``make test-fast`` never pays for it."""
+    loaded = [name for name in MODEL_STACK if name in sys.modules]
+    if loaded:
+        raise pytest.UsageError(
+            f"collecting the tests imported {', '.join(loaded)}: import it (and claimstance.model, train, export, "
+            "callbacks or tools.bench) inside the slow tests that need it, not at the top of a test module"
+        )
+
+
+@pytest.fixture(autouse=True)
+def fast_tests_stay_off_the_model_stack(request: pytest.FixtureRequest):
+    """A test that is not marked slow and loads torch fails: mark it slow, or test the logic without the model stack."""
+    loaded_before = "torch" in sys.modules
+    yield
+    if not loaded_before and "torch" in sys.modules and request.node.get_closest_marker("slow") is None:
+        pytest.fail(f"{request.node.nodeid} loaded torch but is not marked @pytest.mark.slow")
 
 
 def write_jsonl(path: Path, records: list[dict]) -> Path:
@@ -58,14 +81,26 @@ def small_corpus(tmp_path: Path) -> Path:
     return tmp_path / "ann"
 
 
-def compose_train(overrides: list[str], tmp_path: Path, config_name: str = "train") -> DictConfig:
-    """Compose a config as ``scripts/*.py`` would, with every output under ``tmp_path``."""
+@functools.cache
+def composed(config_name: str, overrides: tuple[str, ...]) -> DictConfig:
+    """Hydra's composition of ``overrides``, done once per test session (0.2-0.3 s each on 2 cores); callers copy it."""
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIGS)):
-        cfg = compose(
-            config_name=config_name,
-            overrides=[f"paths.output_dir={tmp_path}/outputs", f"paths.data_dir={tmp_path}/data", *overrides],
-            return_hydra_config=True,
-        )
+        return compose(config_name=config_name, overrides=list(overrides), return_hydra_config=True)
+
+
+def compose_train(
+    overrides: list[str], tmp_path: Path, config_name: str = "train", values: Mapping[str, object] | None = None
+) -> DictConfig:
+    """A config as ``scripts/*.py`` would compose it from ``overrides``, with every output under ``tmp_path``.
+
+    ``values`` are set by dotted key on a copy of the composition, as Hydra sets a command-line ``key=value``
+    once the defaults are merged: a test that varies only values (paths, seeds, labels) reuses one composition.
+    """
+    cfg = copy.deepcopy(composed(config_name, tuple(overrides)))
+    paths = {"paths.output_dir": f"{tmp_path}/outputs", "paths.data_dir": f"{tmp_path}/data"}
+    paths = {key: value for key, value in paths.items() if not any(o.startswith(f"{key}=") for o in overrides)}
+    for key, value in (paths | dict(values or {})).items():
+        OmegaConf.update(cfg, key, value, merge=True)
     HydraConfig().set_config(cfg)
     with open_dict(cfg):
         cfg.paths.run_dir = str(tmp_path / "run")

@@ -10,9 +10,7 @@ from conftest import ROOT, compose_train, run_script, write_jsonl
 
 from claimstance.artifacts import ExportError
 from claimstance.config import ConfigError, UserError, minilm_dir
-from claimstance.model import ModelLoadError, load_pretrained, tiny_bert, tokenize
 from claimstance.predict import InputError, Predictor, read_inputs
-from claimstance.train import check_model_limits
 
 LABELS = ["commitment", "caution", "request"]
 
@@ -29,8 +27,11 @@ def exits_with_message(entry, cfg, caplog) -> str:
     return errors[0]
 
 
+@pytest.mark.slow  # loads torch
 def test_overlong_sentences_are_truncated_with_a_count(caplog):
     from datasets import Dataset, DatasetDict
+
+    from claimstance.model import tiny_bert, tokenize
 
     model, tokenizer = tiny_bert(minilm_dir(), LABELS)
     long_text = "The ministry said it will fund the clinics " * 40
@@ -41,8 +42,10 @@ def test_overlong_sentences_are_truncated_with_a_count(caplog):
     assert max(encoded["train"]["length"]) == 32
 
 
+@pytest.mark.slow  # loads torch
 def test_max_length_beyond_the_model_limit(tmp_path):
-    from conftest import compose_train
+    from claimstance.model import tiny_bert
+    from claimstance.train import check_model_limits
 
     model, _ = tiny_bert(minilm_dir(), LABELS, max_positions=64)
     cfg = compose_train(["data.max_length=128"], tmp_path)
@@ -50,7 +53,10 @@ def test_max_length_beyond_the_model_limit(tmp_path):
         check_model_limits(cfg, model)
 
 
+@pytest.mark.slow  # loads torch
 def test_unreachable_model_name_explains_offline_use():
+    from claimstance.model import ModelLoadError, load_pretrained
+
     with pytest.raises(
         ModelLoadError, match="not a local folder, and the Hugging Face Hub could not provide it.*model.name_or_path=DIR"
     ):
@@ -103,9 +109,9 @@ def test_predict_cli_empty_text_and_missing_model(tmp_path, caplog):
     from claimstance.predict import run
 
     # The text is checked before any model is loaded, so an empty one is named even without a model.
-    empty = compose_train([f"model_dir={tmp_path}/gone", "text=' '"], tmp_path, config_name="predict")
+    empty = compose_train([], tmp_path, config_name="predict", values={"model_dir": f"{tmp_path}/gone", "text": " "})
     assert "text is empty" in exits_with_message(run, empty, caplog)
-    missing = compose_train([f"model_dir={tmp_path}/gone", "text=hello"], tmp_path, config_name="predict")
+    missing = compose_train([], tmp_path, config_name="predict", values={"model_dir": f"{tmp_path}/gone", "text": "hello"})
     assert "model folder does not exist" in exits_with_message(run, missing, caplog)
 
 
@@ -142,6 +148,7 @@ def test_build_dataset_script_exits_2_with_the_message_on_stderr(tmp_path):
     assert "Traceback" not in result.stdout + result.stderr and not (tmp_path / "processed").exists()
 
 
+@pytest.mark.slow  # loads torch
 def test_train_cli_rejects_bad_config_before_any_work(tmp_path, caplog):
     from claimstance.train import run
 

@@ -57,18 +57,18 @@ def test_unknown_key_is_rejected(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "override, message",
+    "key, value, message",
     [
-        ("trainer.args.learning_rate=0", "trainer.args.learning_rate must be > 0"),
-        ("trainer.args.num_train_epochs=-1", "trainer.args.num_train_epochs must be > 0"),
-        ("trainer.precision=fp8", "trainer.precision must be auto, fp32, bf16 or fp16"),
-        ("data.max_length=2", "data.max_length must be > 7"),
-        ("trainer.args.learning_rate=fast", "trainer.args.learning_rate must be a number, got str"),
-        ("trainer.args.per_device_train_batch_size=1.5", "per_device_train_batch_size must be an integer"),
-        ("data.split.train=0.8", "data.split fractions must be numbers >= 0 that sum to 1"),
-        ("data.labels=[commitment,x]", "data.descriptions has no line for \\['x'\\]"),
+        ("trainer.args.learning_rate", 0, "trainer.args.learning_rate must be > 0"),
+        ("trainer.args.num_train_epochs", -1, "trainer.args.num_train_epochs must be > 0"),
+        ("trainer.precision", "fp8", "trainer.precision must be auto, fp32, bf16 or fp16"),
+        ("data.max_length", 2, "data.max_length must be > 7"),
+        ("trainer.args.learning_rate", "fast", "trainer.args.learning_rate must be a number, got str"),
+        ("trainer.args.per_device_train_batch_size", 1.5, "per_device_train_batch_size must be an integer"),
+        ("data.split.train", 0.8, "data.split fractions must be numbers >= 0 that sum to 1"),
+        ("data.labels", ["commitment", "x"], "data.descriptions has no line for \\['x'\\]"),
     ],
 )
-def test_out_of_range_values_name_the_key(tmp_path, override, message):
+def test_out_of_range_values_name_the_key(tmp_path, key, value, message):
     with pytest.raises(ConfigError, match=message):
-        check_config(compose_train([override], tmp_path))
+        check_config(compose_train([], tmp_path, values={key: value}))

@@ -13,15 +13,17 @@ from claimstance.corpus import normalise_text
 from claimstance.dataset import build_dataset, prepare_dataset
 
 
-def data_cfg(tmp_path, annotations, *overrides):
-    return compose_train(["data=sentences", f"data.annotations={annotations}", *overrides], tmp_path).data
+def data_cfg(tmp_path, annotations, **data):
+    """The sentence-corpus recipe on ``annotations`` with ``data`` values set (one composition shared by the tests)."""
+    values = {f"data.{key}": value for key, value in {"annotations": str(annotations), **data}.items()}
+    return compose_train(["data=sentences"], tmp_path, values=values).data
 
 
-THREE = "data.labels=[commitment,caution,request]"
+THREE = ["commitment", "caution", "request"]
 
 
 def test_split_is_stratified_seeded_and_leak_free(tmp_path, small_corpus):
-    cfg = data_cfg(tmp_path, small_corpus, THREE)
+    cfg = data_cfg(tmp_path, small_corpus, labels=THREE)
     dataset, summary = build_dataset(cfg)
     assert set(dataset) == {"train", "validation", "test"}
     assert dataset["train"].features["label"].names == ["commitment", "caution", "request"]
@@ -37,7 +39,7 @@ def test_split_is_stratified_seeded_and_leak_free(tmp_path, small_corpus):
     assert summary["corpora"]["ann"]["left_out_by_label"] == {"none": 40}
     again, _ = build_dataset(cfg)
     assert list(again["test"]["id"]) == list(dataset["test"]["id"])
-    other, _ = build_dataset(data_cfg(tmp_path, small_corpus, THREE, "data.split_seed=99"))
+    other, _ = build_dataset(data_cfg(tmp_path, small_corpus, labels=THREE, split_seed=99))
     assert list(other["test"]["id"]) != list(dataset["test"]["id"])
 
 
@@ -63,7 +65,7 @@ def test_too_few_examples_to_stratify(tmp_path):
 
 def test_split_fractions_must_sum_to_one(tmp_path, small_corpus):
     with pytest.raises(ValueError, match="sum to 1"):
-        build_dataset(data_cfg(tmp_path, small_corpus, "data.split.train=0.8"))
+        build_dataset(data_cfg(tmp_path, small_corpus, **{"split.train": 0.8}))
 
 
 def test_saved_dataset_is_reused_until_annotations_change(tmp_path, small_corpus, caplog):
@@ -105,24 +107,17 @@ def test_challenge_sentence_also_in_training_is_rejected(tmp_path, small_corpus)
     leaked = json.loads((small_corpus / "a.jsonl").read_text().splitlines()[0])
     challenge = write_jsonl(tmp_path / "challenge" / "c.jsonl", [leaked | {"id": "c-1"}])
     with pytest.raises(AnnotationError, match="challenge sentence\\(s\\) also in the corpora"):
-        build_dataset(data_cfg(tmp_path, small_corpus, f"data.challenge={challenge}"))
+        build_dataset(data_cfg(tmp_path, small_corpus, challenge=str(challenge)))
 
 
-def document_cfg(tmp_path, *overrides):
+def document_cfg(tmp_path, **data):
     """The default data recipe pointed at a sample of whole documents (and a small authored corpus as the extra)."""
     if not (tmp_path / "docs").exists():  # written once per test: the split depends on the labels
         write_jsonl(tmp_path / "docs" / "docs.jsonl", document_sample(4))
         write_jsonl(tmp_path / "authored" / "a.jsonl", corpus_sample(30))
-    return compose_train(
-        [
-            f"data.annotations={tmp_path}/docs",
-            f"data.extra.authored.path={tmp_path}/authored",
-            "~data.extra.contrast",
-            "data.challenge=null",
-            *overrides,
-        ],
-        tmp_path,
-    ).data
+    paths = {"annotations": f"{tmp_path}/docs", "extra.authored.path": f"{tmp_path}/authored"}
+    values = {f"data.{key}": value for key, value in (paths | data).items()}
+    return compose_train(["~data.extra.contrast", "data.challenge=null"], tmp_path, values=values).data
 
 
 def test_grouped_split_keeps_documents_whole_seeded_and_adds_extra_corpora(tmp_path):
@@ -138,13 +133,13 @@ def test_grouped_split_keeps_documents_whole_seeded_and_adds_extra_corpora(tmp_p
     assert summary["corpora"]["authored"]["groups"]["test"] == len(dataset["authored_test"])
     again, _ = build_dataset(cfg)
     assert list(again["test"]["id"]) == list(dataset["test"]["id"])
-    only_docs, _ = build_dataset(document_cfg(tmp_path, "data.train_on=[]"))
+    only_docs, _ = build_dataset(document_cfg(tmp_path, train_on=[]))
     assert set(only_docs["train"]["corpus"]) == {"docs"} and "authored_test" in only_docs
     assert list(only_docs["test"]["id"]) == list(dataset["test"]["id"])  # the headline split does not move
 
 
 def test_a_document_never_spans_two_splits(tmp_path):
-    dataset, _ = build_dataset(document_cfg(tmp_path, "data.split_seed=5"))
+    dataset, _ = build_dataset(document_cfg(tmp_path, split_seed=5))
     where = {}
     for split, part in dataset.items():
         for group, corpus in zip(part["group"], part["corpus"], strict=True):
@@ -155,17 +150,17 @@ def test_a_document_never_spans_two_splits(tmp_path):
 def test_hold_out_field_makes_that_field_the_test_split(tmp_path):
     rows = document_sample(4)
     field = rows[0]["domain"]
-    dataset, _ = build_dataset(document_cfg(tmp_path, f"data.hold_out_field={field}", "data.train_on=[]"))
+    dataset, _ = build_dataset(document_cfg(tmp_path, hold_out_field=field, train_on=[]))
     assert set(dataset["test"]["domain"]) == {field}
     assert len(dataset["test"]) == sum(row["domain"] == field for row in rows)
     assert field not in set(dataset["train"]["domain"]) | set(dataset["validation"]["domain"])
     with pytest.raises(AnnotationError, match="data.hold_out_field=nowhere: no sentence in that field"):
-        build_dataset(document_cfg(tmp_path, "data.hold_out_field=nowhere"))
+        build_dataset(document_cfg(tmp_path, hold_out_field="nowhere"))
 
 
 def test_grouped_split_needs_the_group_field_on_every_row(tmp_path, small_corpus):
     with pytest.raises(AnnotationError, match="group_by=doc but 160 row\\(s\\) have no 'doc' field"):
-        build_dataset(data_cfg(tmp_path, small_corpus, "data.group_by=doc"))
+        build_dataset(data_cfg(tmp_path, small_corpus, group_by="doc"))
 
 
 def test_an_extra_corpus_sentence_trained_on_and_tested_is_a_leak(tmp_path):
@@ -179,4 +174,4 @@ def test_an_extra_corpus_sentence_trained_on_and_tested_is_a_leak(tmp_path):
 
 def test_unknown_train_on_corpus_is_a_config_error(tmp_path):
     with pytest.raises(ValueError, match="data.train_on names \\['wiki'\\], which are not in data.extra"):
-        build_dataset(document_cfg(tmp_path, "data.train_on=[wiki]"))
+        build_dataset(document_cfg(tmp_path, train_on=["wiki"]))

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 from conftest import ROOT, run_script
-from transformers import pipeline
 
 from claimstance.predict import Predictor
 
@@ -72,6 +71,8 @@ def test_prediction_files_line_up_with_their_sentences(tiny_export):
 
 
 def test_plain_transformers_pipeline_answers_with_claim_names(tiny_export):
+    from transformers import pipeline
+
     classify = pipeline("text-classification", model=str(tiny_export))
     sentence = "The ministry said it will double the grant for rural clinics next year."
     answer = classify(sentence)

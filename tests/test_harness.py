@@ -15,7 +15,6 @@ from claimstance import metrics
 from claimstance.calibration import coverage_curve, fit_temperature, probabilities, reliability, threshold_for_precision
 from claimstance.runs import LATEST, RunRecord, point_latest
 from claimstance.tracking import final_metrics
-from claimstance.train import train
 
 
 def small_run(tmp_path: Path, *overrides: str):
@@ -38,6 +37,8 @@ def small_run(tmp_path: Path, *overrides: str):
 def test_a_metric_added_to_the_registry_reaches_every_reader(tmp_path, monkeypatch):
     """Adding a metric is one entry in ``metrics.METRICS`` plus ``optimized_metric`` in config: nothing else."""
     monkeypatch.setitem(metrics.METRICS, "balanced_accuracy", lambda y_true, y_pred, ids: balanced_accuracy_score(y_true, y_pred))
+    from claimstance.train import train
+
     record = train(small_run(tmp_path, "optimized_metric=balanced_accuracy"))
     run_dir = tmp_path / "run"
     rows = [json.loads(line) for line in (run_dir / "test_predictions.jsonl").read_text().splitlines()]
@@ -53,6 +54,8 @@ def test_a_metric_added_to_the_registry_reaches_every_reader(tmp_path, monkeypat
 
 @pytest.mark.slow
 def test_baseline_and_transformer_write_the_same_record(tmp_path):
+    from claimstance.train import train
+
     transformer = train(small_run(tmp_path / "a"))
     baseline = train(small_run(tmp_path / "b", "model=tfidf_logreg"))
     required = set(RunRecord.__required_keys__)

@@ -88,6 +88,7 @@ def test_macro_f1_from_confusion_equals_sklearn():
         assert macro_f1_from_confusion(confusion_matrix(y_true, y_pred, labels=[0, 1, 2, 3])) == pytest.approx(expected)
 
 
+@pytest.mark.slow  # loads torch
 def test_balanced_class_weights_follow_inverse_frequency():
     from claimstance.config import ConfigError
     from claimstance.train import class_weights
@@ -100,6 +101,7 @@ def test_balanced_class_weights_follow_inverse_frequency():
         class_weights("inverse", [0, 1], 2)
 
 
+@pytest.mark.slow  # loads torch and MiniLM
 def test_frozen_embeddings_are_left_out_of_training():
     from claimstance.config import minilm_dir
     from claimstance.model import load_pretrained

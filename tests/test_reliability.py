@@ -17,7 +17,6 @@ from conftest import ROOT, TINY, compose_train, corpus_sample, run_script, write
 
 from claimstance.artifacts import ExportError, check_export
 from claimstance.config import UserError
-from claimstance.train import run as train_run
 
 EPOCHS = 6
 
@@ -52,6 +51,8 @@ def in_process_args(corpus: Path, *extra: str) -> list[str]:
 
 def exit_message(cfg, caplog) -> str:
     """Run ``scripts/train.py``'s ``run(cfg)`` in this process; it must exit 2 with one logged error."""
+    from claimstance.train import run as train_run
+
     with caplog.at_level(logging.ERROR, logger="claimstance"), pytest.raises(SystemExit) as exit_info:
         train_run(cfg)
     assert exit_info.value.code == 2 and isinstance(exit_info.value.__cause__, UserError)  # no traceback shown
@@ -117,6 +118,7 @@ def test_killed_run_resumes_to_the_same_result(corpus, straight_run):
     assert outcome(run) == outcome(straight_run)
 
 
+@pytest.mark.slow  # loads torch
 def test_existing_export_is_not_overwritten_without_permission(corpus, tmp_path, caplog):
     target = tmp_path / "model"  # an export already in place (check before any work: its contents are not read)
     target.mkdir()
@@ -136,6 +138,7 @@ def test_concurrent_runs_get_distinct_folders():
     assert len(folders) == 3
 
 
+@pytest.mark.slow  # loads torch
 def test_resume_without_checkpoint_is_a_clear_error(corpus, tmp_path, caplog):
     empty = tmp_path / "empty"
     cfg = compose_train(in_process_args(corpus, f"resume_from={empty}"), tmp_path)
