@@ -221,7 +221,7 @@ def test_a_baseline_export_is_named_as_such(tmp_path):
 def test_an_unknown_optimized_metric_fails_before_training(tmp_path):
     from claimstance.runs import prepare_run
 
-    cfg = compose_train(["model=tiny", "optimized_metric=f2"], tmp_path)
+    cfg = compose_train(["model=tiny"], tmp_path, values={"optimized_metric": "f2"})
     with pytest.raises(ConfigError, match=r"optimized_metric='f2' is not a metric; choose one of \['accuracy', 'macro_f1'"):
         prepare_run(cfg)
 

@@ -54,7 +54,9 @@ def test_cross_field_rejects_an_unknown_field(tmp_path):
     from claimstance.tools.cross_field import run
 
     write_jsonl(tmp_path / "docs" / "docs.jsonl", document_sample(1))
-    cfg = compose_train([f"data.annotations={tmp_path}/docs", "fields=[astrology]"], tmp_path, config_name="cross_field")
+    cfg = compose_train(
+        [], tmp_path, config_name="cross_field", values={"data.annotations": f"{tmp_path}/docs", "fields": ["astrology"]}
+    )
     with pytest.raises(SystemExit) as exit_info:
         run(cfg)
     assert exit_info.value.code == 2
@@ -86,7 +88,7 @@ def test_agreement_kappa_overall_and_per_label():
 def test_agreement_action_must_be_draw_or_score(tmp_path):
     from claimstance.tools.agreement import run
 
-    cfg = compose_train(["action=drow"], tmp_path, config_name="agreement")
+    cfg = compose_train([], tmp_path, config_name="agreement", values={"action": "drow"})
     with pytest.raises(SystemExit) as exit_info:
         run(cfg)
     assert exit_info.value.code == 2

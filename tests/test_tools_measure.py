@@ -68,7 +68,8 @@ def test_second_pass_with_a_bad_label_or_line_names_file_and_line(tmp_path):
 def agreement_cfg(tmp_path, action: str):
     rows = corpus_sample(3)
     write_jsonl(tmp_path / "corpus" / "c.jsonl", rows)
-    cfg = compose_train([f"annotations={tmp_path}/corpus", f"folder={tmp_path}/round", f"action={action}"], tmp_path, "agreement")
+    values = {"annotations": f"{tmp_path}/corpus", "folder": f"{tmp_path}/round", "action": action}
+    cfg = compose_train([], tmp_path, "agreement", values=values)
     return cfg, rows
 
 
