@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 TINY = ["model=tiny", "trainer.args.learning_rate=1e-3", "trainer.args.num_train_epochs=2", "export.onnx=true"]
 MODEL_STACK = ("torch", "transformers")  # ~10 s of imports on 2 cores: only slow tests load them
+MODEL_MODULES = ("model", "train", "export", "callbacks", "tools.bench")  # the package modules that import them at the top
 LOADED_BEFORE_COLLECTION = {name for name in MODEL_STACK if name in sys.modules}  # by a pytest plugin, say: not ours
 
 
@@ -32,8 +33,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     loaded = [name for name in MODEL_STACK if name in sys.modules and name not in LOADED_BEFORE_COLLECTION]
     if loaded:
         raise pytest.UsageError(
-            f"collecting the tests imported {', '.join(loaded)}: import it (and claimstance.model, train, export, "
-            "callbacks or tools.bench) inside the slow tests that need it, not at the top of a test module"
+            f"collecting the tests imported {', '.join(loaded)}: import it (and claimstance.{{{','.join(MODEL_MODULES)}}}) "
+            "inside the slow tests that need it, not at the top of a test module"
         )
 
 

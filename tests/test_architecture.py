@@ -7,7 +7,7 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 import pytest
-from conftest import CONFIGS, ROOT
+from conftest import CONFIGS, MODEL_MODULES, MODEL_STACK, ROOT
 from hydra.utils import get_method
 from omegaconf import OmegaConf
 
@@ -74,16 +74,6 @@ def test_no_import_cycle_in_the_package():
         pytest.fail("import cycle: " + " -> ".join(reversed(cycle)) + " (break it: move the shared code down a layer)")
 
 
-MODEL_STACK = {"torch", "transformers"}
-LOADS_THE_MODEL_STACK = {  # CONTRIBUTING.md names these: everything else imports without torch
-    "claimstance.model",
-    "claimstance.train",
-    "claimstance.export",
-    "claimstance.callbacks",
-    "claimstance.tools.bench",
-}
-
-
 def import_time_graph() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     """What each module imports when it is imported: package modules, and outside packages by top-level name.
 
@@ -104,8 +94,9 @@ def test_only_the_model_modules_load_torch_at_import():
     internal, external = import_time_graph()
     loads: dict[str, bool] = {}
     for name in TopologicalSorter(internal).static_order():  # a module's imports come before it
-        loads[name] = bool(external[name] & MODEL_STACK) or any(loads[other] for other in internal[name])
-    assert {name for name, heavy in loads.items() if heavy} == LOADS_THE_MODEL_STACK
+        loads[name] = bool(external[name] & set(MODEL_STACK)) or any(loads[other] for other in internal[name])
+    # CONTRIBUTING.md names these modules: everything else imports without torch
+    assert {name for name, heavy in loads.items() if heavy} == {f"claimstance.{module}" for module in MODEL_MODULES}
 
 
 def defines(module: str, name: str) -> bool:

@@ -14,15 +14,14 @@ from claimstance.annotations import annotation_files
 from claimstance.predict import read_inputs
 from claimstance.textio import iter_jsonl
 
+PARAGRAPH_SIZES = (2, 3, 1)  # sentences per paragraph of a built article, in turn
+
 
 def corpus_sentences(annotations: str | Path, count: int, seed: int) -> list[str]:
     """``count`` annotated sentences in a seeded random order (the corpus repeated if it is smaller)."""
     texts = [text for path in annotation_files(annotations) for text in read_inputs(path, "jsonl")]
     random.Random(seed).shuffle(texts)
     return list(islice(cycle(texts), count))
-
-
-PARAGRAPH_SIZES = (2, 3, 1)  # sentences per paragraph of a built article, in turn
 
 
 def corpus_documents(source: str | Path) -> list[tuple[str, list[str]]]:
