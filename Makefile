@@ -31,6 +31,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src scripts tests
 	$(BIN)/ruff format --check src scripts tests
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python scripts/benchmark.py $(ARGS)

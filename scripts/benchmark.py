@@ -1,16 +1,6 @@
 """Training and inference speed, naive setup against the defaults, in one run: python scripts/benchmark.py [overrides]."""
 
-import hydra
-from omegaconf import DictConfig
-
-import claimstance.config  # noqa: F401  (registers the config resolvers)
-from claimstance.tools.bench import run
-
-
-@hydra.main(version_base="1.3", config_path="../configs", config_name="bench")
-def main(cfg: DictConfig) -> None:
-    run(cfg)
-
+from claimstance.commands.cli import benchmark
 
 if __name__ == "__main__":
-    main()
+    benchmark()

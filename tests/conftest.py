@@ -21,10 +21,19 @@ import claimstance.config  # noqa: F401  (registers resolvers)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ROOT / "configs"
+CONFIGS = ROOT / "src" / "claimstance" / "configs"
 TINY = ["model=tiny", "trainer.args.learning_rate=1e-3", "trainer.args.num_train_epochs=2", "export.onnx=true"]
 MODEL_STACK = ("torch", "transformers")  # ~10 s of imports on 2 cores: only slow tests load them
-MODEL_MODULES = ("model", "train", "export", "callbacks", "tools.bench")  # the package modules that import them at the top
+MODEL_MODULES = (  # the package modules that import them at the top
+    "training.models",
+    "training.trainer",
+    "training.callbacks",
+    "inference.export",
+    "bench.measure",
+    "bench.bound",
+    "commands.train",
+    "commands.benchmark",
+)
 LOADED_BEFORE_COLLECTION = {name for name in MODEL_STACK if name in sys.modules}  # by a pytest plugin, say: not ours
 
 

@@ -11,9 +11,9 @@ __all__ = ["Predictor", "__version__"]
 
 
 def __getattr__(name: str):
-    # Lazy, so `import claimstance.corpus` stays free of torch and transformers.
+    # Lazy, so `import claimstance.data.corpus` stays free of torch and transformers.
     if name == "Predictor":
-        from claimstance.predict import Predictor
+        from claimstance.inference.predictor import Predictor
 
         return Predictor
     raise AttributeError(name)

@@ -6,15 +6,15 @@ Importing this module registers the resolvers the YAML files use, so every entry
 
 from __future__ import annotations
 
-import functools
-import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import psutil
 from omegaconf import DictConfig, OmegaConf
+
+from claimstance.errors import ConfigError
 
 
 def project_root() -> Path:
@@ -70,28 +70,6 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
-
-
-class UserError(Exception):
-    """A problem in what the user gave (data, config, paths): reported as one message, no traceback."""
-
-
-class ConfigError(UserError, ValueError):
-    """A config value that cannot work, named by its key."""
-
-
-def exits_cleanly(entry: Callable) -> Callable:
-    """Turn a :class:`UserError` from a command-line entry into one logged message and exit code 2."""
-
-    @functools.wraps(entry)
-    def wrapper(*args, **kwargs):
-        try:
-            return entry(*args, **kwargs)
-        except UserError as err:
-            logging.getLogger("claimstance").error("error: %s", err)
-            raise SystemExit(2) from err
-
-    return wrapper
 
 
 def _positive_number(value, key: str, problems: list[str], minimum: float = 0.0, integer: bool = False) -> None:

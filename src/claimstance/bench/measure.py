@@ -1,0 +1,380 @@
+"""Speed of training and inference: the naive Hugging Face setup against claimstance's defaults.
+
+``run(cfg)`` is the whole of ``scripts/benchmark.py``. Everything is measured in one process on
+the same sentences and the same model, so the ratios hold even where absolute figures drift with
+the machine's load. The bound turns rates into a share of what the CPU could do at best: for each
+precision, the fastest GEMM kernel available here (torch, ONNX Runtime), timed at the shapes the
+model runs (``bench.bound``). The arithmetic on the timings and the table are in ``bench.figures``, the inputs
+built from the corpus in ``bench.inputs``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import torch
+import transformers
+from datasets import Dataset, DatasetDict
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    Trainer,
+    default_data_collator,
+    pipeline,
+    set_seed,
+)
+
+from claimstance.bench.bound import flops_per_token, precision_peaks
+from claimstance.bench.figures import (
+    BF16_BACKEND,
+    METHOD_PRECISION,
+    agreement,
+    best_backend,
+    best_rate,
+    check_targets,
+    latency_ms,
+    model_gemms,
+    over_bound,
+    share_of_bound,
+    unavailable,
+)
+from claimstance.bench.inputs import (
+    build_articles,
+    corpus_documents,
+    corpus_sentences,
+    predict_config,
+)
+from claimstance.bench.processes import peak_rss_of_prediction, startup
+from claimstance.config import command_line, default_threads
+from claimstance.data.dataset import prepare_dataset
+from claimstance.inference.artifacts import ONNX_FILE, ONNX_INT8_FILE, check_export
+from claimstance.inference.export import export_model, export_onnx, quantize_int8
+from claimstance.inference.predictor import Predictor
+from claimstance.inference.tagging import tag
+from claimstance.training.models import cpu_supports_bf16, tokenize, training_arguments
+
+log = logging.getLogger(__name__)
+
+
+def cpu_name() -> str:
+    """The processor's marketing name (Linux), else what ``platform`` knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def machine(threads: int) -> dict:
+    """What the figures were measured on: they mean little without it."""
+    return {
+        "cpu": cpu_name(),
+        "cores_available": default_threads(),
+        "threads": threads,
+        "cpu_bf16": cpu_supports_bf16(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
+
+
+def token_lengths(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int) -> np.ndarray:
+    """Tokens per sentence, special tokens included: the work a model does on each."""
+    return np.array(tokenizer(list(texts), truncation=True, max_length=max_length, return_length=True)["length"])
+
+
+def naive_encode(split: Dataset, tokenizer: PreTrainedTokenizerBase, padding_length: int) -> Dataset:
+    """Every sentence padded to ``padding_length`` up front, as most fine-tuning examples do."""
+
+    def encode(batch: dict) -> dict:
+        return tokenizer(batch["text"], padding="max_length", truncation=True, max_length=padding_length)
+
+    return split.map(encode, batched=True, remove_columns=[c for c in split.column_names if c != "label"])
+
+
+def train_one(
+    cfg: DictConfig, split: Dataset, labels: list[str], naive: bool
+) -> tuple[dict, PreTrainedModel, PreTrainedTokenizerBase]:
+    """One training run from the seeded initial weights; its throughput, loss and precision.
+
+    ``naive``: ``cfg.naive`` merged over the trainer config and padding to a fixed length; else the
+    project's own trainer config and tokenization (dynamic padding, length-grouped batches).
+    """
+    name = "naive" if naive else "default"
+    run_cfg = OmegaConf.merge(cfg, {"trainer": cfg.naive.trainer}) if naive else cfg
+    args, precision = training_arguments(run_cfg, Path(cfg.paths.run_dir) / f"train_{name}")
+    set_seed(int(cfg.seed))
+    model, tokenizer = instantiate(cfg.model, labels=labels)
+    if naive:
+        data, collator = naive_encode(split, tokenizer, int(cfg.naive.padding_length)), default_data_collator
+    else:
+        data = tokenize(DatasetDict(train=split), tokenizer, int(cfg.data.max_length))["train"]
+        collator = DataCollatorWithPadding(tokenizer)
+    trainer = Trainer(model=model, args=args, train_dataset=data, processing_class=tokenizer, data_collator=collator)
+    log.info("Training the %s setup on %d sentences (%s)", name, len(data), precision)
+    metrics = trainer.train().metrics
+    result = {
+        "samples_per_s": metrics["train_samples_per_second"],
+        "runtime_s": metrics["train_runtime"],
+        "train_loss": metrics["train_loss"],
+        "precision": precision,
+        "sampling": args.train_sampling_strategy,
+        "padding": f"max_length {cfg.naive.padding_length}" if naive else "dynamic",
+    }
+    return result, trainer.model, tokenizer
+
+
+# --- inference methods -----------------------------------------------------------------------
+
+
+class Bf16Predictor(Predictor):
+    """Predictor's torch backend with each forward pass under bf16 autocast: Predictor itself runs torch in fp32 only.
+
+    Same tokenization, length-sorted batches and label order, so its rate compares with the other backends'.
+    """
+
+    def __init__(self, model_dir: str | Path, **kwargs):
+        super().__init__(model_dir, backend="torch", **kwargs)
+
+    def _logits(self, batch: Mapping[str, np.ndarray]) -> np.ndarray:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return super()._logits(batch)
+
+
+def make_predictor(model_dir: Path, backend: str, **kwargs) -> Predictor:
+    """A Predictor for a backend name of ``inference.backends``, ``torch-bf16`` included."""
+    if backend == BF16_BACKEND:
+        return Bf16Predictor(model_dir, **kwargs)
+    return Predictor(model_dir, backend=backend, **kwargs)
+
+
+def inference(cfg: DictConfig, model_dir: Path, texts: list[str], threads: int, backends: Sequence[str]) -> dict:
+    """``transformers.pipeline`` against each Predictor backend on ``texts``: rate, ratio, agreement, latency."""
+    repeats = int(cfg.inference.repeats)
+    classify = pipeline("text-classification", model=str(model_dir), device="cpu")
+
+    def run_pipeline() -> list[str]:
+        return [r["label"] for r in classify(texts, batch_size=int(cfg.inference.pipeline_batch_size), truncation=True)]
+
+    classify(texts[:64], batch_size=int(cfg.inference.pipeline_batch_size), truncation=True)  # warm-up
+    rate, reference = best_rate(run_pipeline, len(texts), repeats)
+    results = {
+        "pipeline": {
+            "sentences_per_s": rate,
+            "ratio": 1.0,
+            "agreement": 1.0,
+            "batch_size": int(cfg.inference.pipeline_batch_size),
+        }
+    }
+    latency_texts = texts[: int(cfg.latency.sentences)]
+    latency = {"pipeline": latency_ms(lambda t: classify(t, truncation=True), latency_texts)}
+    for backend in backends:
+        predictor = make_predictor(model_dir, backend, batch_size=int(cfg.inference.batch_size), threads=threads)
+        predictor.predict(texts[:64])  # warm-up
+        rate, records = best_rate(lambda p=predictor: p.predict(texts), len(texts), repeats)
+        results[backend] = {
+            "sentences_per_s": rate,
+            "ratio": rate / results["pipeline"]["sentences_per_s"],
+            "agreement": agreement([r["label"] for r in records], reference),
+            "batch_size": predictor.batch_size,
+        }
+        latency[f"predictor_{backend}"] = latency_ms(predictor.predict, latency_texts)
+    return {"sentences": len(texts), "methods": results, "latency_ms": latency}
+
+
+def split_accuracy(model_dir: Path, split: Dataset, labels: list[str], backends: Sequence[str], threads: int) -> dict:
+    """Each backend's accuracy on the held-out documents (the test split), and its label agreement with PyTorch fp32 there."""
+    gold = [labels[i] for i in split["label"]]
+    texts = list(split["text"])
+    predicted = {
+        backend: [r["label"] for r in make_predictor(model_dir, backend, threads=threads).predict(texts)]
+        for backend in dict.fromkeys(["torch", *backends])
+    }
+    return {
+        "sentences": len(split),
+        "accuracy": {backend: agreement(predicted[backend], gold) for backend in backends},
+        "agreement": {backend: agreement(predicted[backend], predicted["torch"]) for backend in backends},
+    }
+
+
+def inference_export(source: Path, run_dir: Path) -> Path:
+    """The export to measure: ``source`` itself when it holds both ONNX files, else a copy in ``run_dir`` completed there.
+
+    The benchmark never writes into ``source`` (a training run's export): a missing ``model.onnx`` or
+    ``model_int8.onnx`` is made in the copy.
+    """
+    source = source.resolve()  # outputs/latest is a link a later training run moves
+    check_export(source)
+    if (source / ONNX_FILE).is_file() and (source / ONNX_INT8_FILE).is_file():
+        return source
+    target = run_dir / "model"
+    shutil.copytree(source, target)
+    if not (target / ONNX_FILE).is_file():
+        model = AutoModelForSequenceClassification.from_pretrained(str(target))
+        export_onnx(model, AutoTokenizer.from_pretrained(str(target)), target / ONNX_FILE)
+    quantize_int8(target / ONNX_FILE, target / ONNX_INT8_FILE)
+    log.info("Measuring a copy of %s, completed with %s: %s", source, ONNX_INT8_FILE, target)
+    return target
+
+
+# --- end-to-end article tagging -------------------------------------------------
+
+
+def tag_articles(cfg: DictConfig, model_dir: Path, documents: Sequence[tuple[str, Sequence[str]]], threads: int) -> dict:
+    """The ``predict`` job on a folder of articles (splitting, prediction, JSONL and HTML all timed) against ``pipeline()``.
+
+    The pipeline gets the same sentences already split (the tagged rows' text), so the ratio shows what
+    tagging whole articles costs against classifying sentences someone else has split.
+    """
+    folder = Path(cfg.paths.run_dir) / "articles"
+    files = build_articles(documents, folder / "input", int(cfg.articles.count))
+    methods, texts = {}, []
+    for backend in cfg.articles.backends:
+        output = folder / f"{backend}.jsonl"
+        predict_cfg = predict_config(
+            Path(cfg.paths.root),
+            model_dir=str(model_dir),
+            text=None,
+            input=str(folder / "input"),
+            input_format="article",
+            layout="paragraphs",
+            output=str(output),
+            html=str(folder / f"{backend}.html"),
+            summary=False,
+            min_confidence=None,
+            no_claim_label=cfg.data.no_claim_label,
+            backend=backend,
+            batch_size=int(cfg.inference.batch_size),
+            chunk_size=int(cfg.articles.chunk_size),
+            threads=threads,
+            expected_labels=None,
+        )
+        start = time.perf_counter()
+        count = tag(predict_cfg)
+        seconds = time.perf_counter() - start
+        methods[backend] = {"sentences_per_s": count / seconds, "seconds": seconds}
+        if not texts:
+            with output.open(encoding="utf-8") as handle:
+                texts = [" ".join(json.loads(line)["text"].split()) for line in handle]
+    batch_size = int(cfg.inference.pipeline_batch_size)
+    classify = pipeline("text-classification", model=str(model_dir), device="cpu", batch_size=batch_size)
+    classify(texts[:64], truncation=True)  # warm-up
+    rate, _ = best_rate(lambda: classify(texts, truncation=True), len(texts), 1)
+    baseline = {"sentences_per_s": rate, "seconds": len(texts) / rate, "batch_size": batch_size}
+    for row in methods.values():
+        row["ratio"] = row["sentences_per_s"] / rate
+    return {"files": len(files), "sentences": len(texts), "methods": {"pipeline": {**baseline, "ratio": 1.0}, **methods}}
+
+
+# --- the whole run ---------------------------------------------------------------------------
+
+
+def benchmark(cfg: DictConfig) -> dict:
+    """Every measurement, in order: training, export, inference, test split, articles, start-up, memory, bound."""
+    started = time.perf_counter()
+    threads = int(cfg.threads or default_threads())
+    torch.set_num_threads(threads)
+    cpu_bf16 = cpu_supports_bf16()
+    run_dir, root = Path(cfg.paths.run_dir), Path(cfg.paths.root)
+    labels = list(cfg.data.labels)
+    dataset = prepare_dataset(cfg.data)
+    split = dataset["train"]
+    if cfg.train.samples:
+        split = split.shuffle(seed=int(cfg.seed)).select(range(min(int(cfg.train.samples), len(split))))
+
+    naive, _, _ = train_one(cfg, split, labels, naive=True)
+    default, model, tokenizer = train_one(cfg, split, labels, naive=False)
+    if cfg.model_dir is None:
+        model_dir, source = run_dir / "model", "trained here, 1 epoch"
+        export_model(
+            model,
+            tokenizer,
+            model_dir,
+            files={},
+            sample_texts=list(dataset["test"]["text"]),
+            onnx=True,
+            int8=True,
+            overwrite=True,
+        )
+    else:
+        model_dir, source = inference_export(Path(cfg.model_dir), run_dir), f"model_dir={cfg.model_dir}"
+
+    backends = [b for b in cfg.inference.backends if unavailable(b, cpu_bf16) is None]
+    texts = corpus_sentences(cfg.data.annotations, int(cfg.inference.sentences), int(cfg.seed))
+    inference_ = inference(cfg, model_dir, texts, threads, backends)
+    inference_["skipped"] = {b: unavailable(b, cpu_bf16) for b in cfg.inference.backends if b not in backends}
+    quality = split_accuracy(model_dir, dataset["test"], labels, backends, threads)
+    ratios = {name: row["ratio"] for name, row in inference_["methods"].items() if name in backends}
+    quality["best_backend"] = best_backend(ratios, quality["agreement"], float(cfg.inference.min_agreement))
+    documents = corpus_documents(cfg.articles.documents)
+    articles = tag_articles(cfg, model_dir, documents, threads)
+    script = root / "scripts" / "predict.py"
+    start_up = startup(
+        script, model_dir, documents[0][1][: int(cfg.startup.sentences)], run_dir / "startup", int(cfg.startup.repeats)
+    )
+    memory_options = [f"backend={cfg.memory.backend}", f"chunk_size={cfg.memory.chunk_size}", f"threads={threads}"]
+    memory = peak_rss_of_prediction(script, model_dir, texts, int(cfg.memory.sentences), memory_options)
+
+    measured = AutoModelForSequenceClassification.from_pretrained(str(model_dir))
+    trained_architecture, _ = instantiate(cfg.model, labels=labels)  # frozen layers as trained: their backward is skipped
+    train_tokens = float(token_lengths(tokenizer, split["text"], int(cfg.data.max_length)).mean())
+    infer_tokens = float(token_lengths(AutoTokenizer.from_pretrained(str(model_dir)), texts, int(cfg.data.max_length)).mean())
+    forward = flops_per_token(measured, round(infer_tokens), training=False)
+    backward = flops_per_token(trained_architecture, round(train_tokens), training=True)
+    batch = int(cfg.inference.batch_size)
+    gemms = model_gemms(measured.config, batch, round(infer_tokens))
+    peaks = precision_peaks(gemms, threads, float(cfg.matmul.seconds), cpu_bf16)
+
+    for row in (naive, default):
+        row["ratio"] = row["samples_per_s"] / naive["samples_per_s"]
+        gflops = peaks[row["precision"]]["gflops"]
+        row["bound"] = {**share_of_bound(row["samples_per_s"], train_tokens, backward, gflops), "precision": row["precision"]}
+    for name, row in inference_["methods"].items():
+        precision = METHOD_PRECISION[name]
+        row["bound"] = {
+            **share_of_bound(row["sentences_per_s"], infer_tokens, forward, peaks[precision]["gflops"]),
+            "precision": precision,
+        }
+    rows = {f"training {name}": row for name, row in (("naive", naive), ("default", default))}
+    rows |= {f"inference {name}": row for name, row in inference_["methods"].items()}
+    result = {
+        "machine": machine(threads),
+        "command": command_line("benchmark.py"),
+        "model": {"dir": str(model_dir), "source": source},
+        "training": {"sentences": len(split), "epochs": 1, "naive": naive, "default": default},
+        "inference": inference_,
+        "test_split": quality,
+        "articles": articles,
+        "startup": start_up,
+        "memory": {**memory, "backend": cfg.memory.backend, "chunk_size": int(cfg.memory.chunk_size)},
+        "bound": {
+            "batch": batch,
+            "tokens": round(infer_tokens),
+            "precisions": peaks,
+            "forward_mflops_per_token": forward / 1e6,
+            "gemm_share_of_forward": sum(g.count * g.flops for g in gemms) / (batch * round(infer_tokens)) / forward,
+            "training_mflops_per_token": backward / 1e6,
+            "tokens_per_sentence": infer_tokens,
+            "tokens_per_training_sentence": train_tokens,
+            "exceeded": over_bound(rows),
+        },
+    }
+    result["training"]["speedup"] = default["ratio"]
+    result["wall_s"] = time.perf_counter() - started
+    result["targets"] = check_targets(result, cfg.targets)
+    return result

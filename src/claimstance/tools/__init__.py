@@ -1,1 +1,0 @@
-"""Development commands: benchmarks, corpus tools and measurements; not needed to train or predict."""
