@@ -11,8 +11,10 @@ from collections.abc import Sequence
 from tabulate import tabulate
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence], tablefmt: str, floatfmt: str) -> str:
-    align = ["left"] + ["right"] * (len(header) - 1)
+def _table(
+    header: Sequence[str], rows: Sequence[Sequence], tablefmt: str, floatfmt: str, align: Sequence[str] | None = None
+) -> str:
+    align = list(align) if align is not None else ["left"] + ["right"] * (len(header) - 1)
     rows = [[format(cell, floatfmt) if isinstance(cell, float) else cell for cell in row] for row in rows]  # text kept as written
     return tabulate(rows, headers=list(header), tablefmt=tablefmt, colalign=align, disable_numparse=True)
 
@@ -27,6 +29,8 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence], floatfmt: str = 
     return _table(header, rows, "simple", floatfmt)
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence], floatfmt: str = ".3f") -> str:
-    """A GitHub-markdown table for model cards and docs."""
-    return _table(header, rows, "github", floatfmt)
+def markdown_table(
+    header: Sequence[str], rows: Sequence[Sequence], floatfmt: str = ".3f", align: Sequence[str] | None = None
+) -> str:
+    """A GitHub-markdown table for model cards and docs; ``align`` (``left``/``right`` per column) overrides the default."""
+    return _table(header, rows, "github", floatfmt, align)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import subprocess
 import sys
 import textwrap
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from claimstance.commands.compare_splitters import build_articles, paragraphs_of, run, score
+from claimstance.commands.compare_splitters import build_articles, load_documents, paragraphs_of, run, score
 from claimstance.data.textio import InputError, iter_jsonl, iter_lines, read_text
 from claimstance.errors import ConfigError
 from claimstance.inference.articles import SPLITTERS, Segment, model_text, segment
@@ -64,6 +65,36 @@ def test_seed_wrapped_at_60_gives_the_sentences_of_the_unwrapped_article():
         assert [seg.heading for seg in wrapped] == [seg.heading for seg in unwrapped]
     headings = [seg.model_text for seg in unwrapped if seg.heading]
     assert headings == ["NATO’s Commitment to Ukraine’s Future Membership", "Related", "‘In this for the long haul’"]
+
+
+def fold(text: str, width: int) -> str:
+    """``fold -s -w width`` of GNU coreutils 9.1: each line broken after its last blank that fits, widths in UTF-8 bytes."""
+    out = []
+    for line in text.encode().split(b"\n"):
+        while len(line) > width:
+            cut = line.rfind(b" ", 0, width) + 1 or width  # fold keeps the blank at the end of the line
+            out.append(line[:cut])
+            line = line[cut:]
+        out.append(line)
+    return b"\n".join(out).decode()
+
+
+def test_fold_matches_gnu_fold_on_a_line_of_curly_quotes():
+    line = "- Zelenskyy’s ‘victory plan’: What’s the deal with Ukraine and NATO?"
+    assert fold(line, 60) == "- Zelenskyy’s ‘victory plan’: What’s the deal with \nUkraine and NATO?"  # 59 bytes, 51 characters
+
+
+def test_seed_spaced_and_folded_like_sed_g_and_fold_gives_the_unwrapped_sentences():
+    """``sed G`` puts a blank line under every line, ``fold -s -w 60`` wraps by bytes: a wrapped bullet stays whole."""
+    original = SEED.read_text(encoding="utf-8")
+    spaced = "".join(line + "\n\n" for line in original.split("\n"))
+    folded = fold(spaced, 60)
+    assert "- Zelenskyy’s ‘victory plan’: What’s the deal with \nUkraine and NATO?" in folded
+    unwrapped, wrapped = segment(original), segment(folded)
+    check_offsets(folded, wrapped)
+    assert len(wrapped) == len(unwrapped) == 25
+    assert [" ".join(seg.text.split()) for seg in wrapped] == [" ".join(seg.text.split()) for seg in unwrapped]
+    assert [seg.heading for seg in wrapped] == [seg.heading for seg in unwrapped]
 
 
 def test_wire_story_wrapped_at_72_comes_out_as_sentences_not_lines():
@@ -257,5 +288,25 @@ def test_compare_splitters_writes_the_table_with_the_old_mode_as_before(tmp_path
     assert all(row["gold"] == 3 for row in table)
     assert table[0]["f1"] > table[1]["f1"]  # the old mode cuts the wrapped article at every line
     page = (tmp_path / "out" / "splitters.md").read_text(encoding="utf-8")
-    assert "| syntok | wrapped-30 |" in page and "python scripts/compare_splitters.py" in page
+    assert re.search(r"^\| syntok +\| wrapped-30 +\| +1\.000 \|", page, re.M) and "python scripts/compare_splitters.py" in page
     assert json.loads((tmp_path / "out" / "splitters.json").read_text(encoding="utf-8"))["best"] == "syntok"
+
+
+def test_documents_come_in_position_order_and_a_bad_row_is_named(tmp_path):
+    rows = [
+        {"doc": "b", "position": 2, "text": " Two. "},
+        {"doc": "a", "position": 1, "text": "A."},
+        {"doc": "b", "position": 1, "text": "One."},
+    ]
+    (tmp_path / "x.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    assert load_documents(tmp_path) == {"a": ["A."], "b": ["One.", "Two."]}
+    with pytest.raises(InputError, match="no \\*.jsonl document files"):
+        load_documents(tmp_path / "empty")
+    bad_rows = [
+        ({"doc": "c", "position": 1}, "field 'text' must be a string, got None"),
+        ({"doc": "c", "position": "first", "text": "C."}, "field 'position' must be a number, got 'first'"),
+    ]
+    for bad, message in bad_rows:
+        (tmp_path / "y.jsonl").write_text(json.dumps(bad) + "\n", encoding="utf-8")
+        with pytest.raises(InputError, match=f"^{tmp_path / 'y.jsonl'}:1: {re.escape(message)}$"):
+            load_documents(tmp_path)

@@ -103,6 +103,18 @@ def test_report_is_self_contained():
         assert remote not in page
 
 
+def test_title_and_label_names_are_escaped_by_the_template():
+    names = ["<i>pledge</i>", "hedge", "ask", "other"]
+    documents = [
+        {"doc": "x", "rows": [row("x", 0, "We will.", "<i>pledge</i>", 0.9) | {"probabilities": {"<i>pledge</i>": 0.9}}]}
+    ]
+    page = render_html(documents, names, title="<img onerror=alert(1)> & co")
+    assert "<img" not in page and "<i>" not in page
+    assert "<title>&lt;img onerror=alert(1)&gt; &amp; co</title>" in page
+    assert '<option value="0">&lt;i&gt;pledge&lt;/i&gt; (1)</option>' in page
+    assert embedded_data(page)["labels"][0] == "<i>pledge</i>"  # the JSON keeps the name; the JS sets it as text
+
+
 def test_a_label_outside_the_config_is_an_error():
     documents = [{"doc": "x", "rows": [row("x", 0, "Hello.", "praise", 0.9)]}]
     with pytest.raises(ValueError, match="'praise' is not one of"):

@@ -11,7 +11,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from claimstance.data.annotations import annotation_files
-from claimstance.data.textio import iter_jsonl
+from claimstance.data.corpus import documents_in_order
 from claimstance.inference.documents import read_inputs
 
 PARAGRAPH_SIZES = (2, 3, 1)  # sentences per paragraph of a built article, in turn
@@ -25,17 +25,8 @@ def corpus_sentences(annotations: str | Path, count: int, seed: int) -> list[str
 
 
 def corpus_documents(source: str | Path) -> list[tuple[str, list[str]]]:
-    """The documents of a corpus as ``(name, sentences in reading order)``.
-
-    Rows are grouped by their ``doc`` field and ordered by ``position``; rows without them make one
-    document per file in file order, so a corpus of independent sentences still gives articles.
-    """
-    documents: dict[str, list[tuple[float, int, str]]] = {}
-    for path in annotation_files(source):
-        for number, row in iter_jsonl(path):
-            name = str(row.get("doc") or path.stem)
-            documents.setdefault(name, []).append((row.get("position", number), number, row["text"]))
-    return [(name, [text for _, _, text in sorted(rows, key=lambda r: r[:2])]) for name, rows in documents.items()]
+    """The documents of a corpus (a JSONL file or a folder of them) as ``(name, sentences in reading order)``."""
+    return documents_in_order(annotation_files(source))
 
 
 def article_text(sentences: Sequence[str]) -> str:

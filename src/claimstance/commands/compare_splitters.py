@@ -27,14 +27,15 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from claimstance.config import command_line, default_threads
-from claimstance.data.textio import InputError, iter_jsonl
+from claimstance.data.corpus import documents_in_order
+from claimstance.data.textio import InputError
 from claimstance.errors import ConfigError, exits_cleanly
-from claimstance.inference.articles import DEFAULT_SPLITTER, SPLITTERS, segment, split_pysbd
+from claimstance.inference.articles import DEFAULT_SPLITTER, SPLITTERS, TERMINAL, segment, split_pysbd
+from claimstance.tables import markdown_table
 
 log = logging.getLogger(__name__)
 
 BEFORE = "before"  # the old article mode, in the table as a splitter name
-_TERMINAL = re.compile(r"[.!?:;…][\"'”’»)\]]*$")
 
 Spans = Sequence[tuple[int, int]]
 
@@ -50,15 +51,11 @@ class Article:
 
 
 def load_documents(folder: str | Path) -> dict[str, list[str]]:
-    """Sentences of each document of ``folder/*.jsonl``, in ``position`` order."""
+    """Sentences of each document of ``folder/*.jsonl``, in ``position`` order, documents by name."""
     paths = sorted(Path(folder).glob("*.jsonl"))
     if not paths:
         raise InputError(f"{folder}: no *.jsonl document files")
-    rows: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    for path in paths:
-        for _, row in iter_jsonl(path):
-            rows[row["doc"]].append((row["position"], row["text"].strip()))
-    return {doc: [text for _, text in sorted(found)] for doc, found in sorted(rows.items())}
+    return dict(sorted(documents_in_order(paths)))
 
 
 def paragraphs_of(sentences: Sequence[str], rng: random.Random) -> list[list[str]]:
@@ -66,7 +63,7 @@ def paragraphs_of(sentences: Sequence[str], rng: random.Random) -> list[list[str
     paragraphs: list[list[str]] = []
     size = 0
     for sentence in sentences:
-        alone = not _TERMINAL.search(sentence)
+        alone = not TERMINAL.search(sentence)
         if alone or not paragraphs or len(paragraphs[-1]) >= size:
             paragraphs.append([sentence])
             size = 1 if alone else rng.randint(1, 3)
@@ -195,14 +192,14 @@ def markdown(rows: Sequence[dict], command: str, machine: str) -> str:
         "",
         f"    {command}",
         "",
-        "| splitter | layout | precision | recall | F1 | exact sentences | sentences/s |",
-        "|---|---|---:|---:|---:|---:|---:|",
     ]
-    for row in rows:
-        lines.append(
-            f"| {row['splitter']} | {row['layout']} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | "
-            f"{row['exact']} / {row['gold']} ({row['exact_share']:.1%}) | {row['sentences_per_s']:,.0f} |"
-        )
+    header = ["splitter", "layout", "precision", "recall", "F1", "exact sentences", "sentences/s"]
+    table = [
+        [row["splitter"], row["layout"], row["precision"], row["recall"], row["f1"]]
+        + [f"{row['exact']} / {row['gold']} ({row['exact_share']:.1%})", f"{row['sentences_per_s']:,.0f}"]
+        for row in rows
+    ]
+    lines.append(markdown_table(header, table, align=["left", "left", *["right"] * 5]))
     chosen = "this measurement's choice" if best == DEFAULT_SPLITTER else f"not this measurement's choice, `{best}`"
     lines += [
         "",

@@ -1,4 +1,4 @@
-"""Corpus-level quality checks: text normalisation and near-duplicate detection.
+"""Corpus-level helpers: documents in reading order, text normalisation and near-duplicate detection.
 
 Pure standard-library code, so annotators can run it before any model dependency is installed:
 ``python -m claimstance.data.corpus data/annotations/*.jsonl data/challenge/*.jsonl``.
@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from claimstance.data.textio import iter_jsonl
+from claimstance.data.textio import InputError, iter_jsonl
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -70,6 +70,25 @@ def near_duplicates(
             if score >= threshold:
                 found.append(NearDuplicate(key, other_key, round(score, 3)))
     return found
+
+
+def documents_in_order(paths: Iterable[Path]) -> list[tuple[str, list[str]]]:
+    """Every document in ``paths`` (JSONL files) as ``(name, sentences in reading order)``, by first appearance.
+
+    Rows are grouped by their ``doc`` field and ordered by ``position``; a row without them belongs to one
+    document per file, named after the file, in line order, so a corpus of independent sentences still gives
+    documents. Sentences are stripped of surrounding whitespace.
+    """
+    documents: dict[str, list[tuple[float, int, str]]] = {}
+    for path in paths:
+        for number, row in iter_jsonl(path):
+            text, position = row.get("text"), row.get("position", number)
+            if not isinstance(text, str):
+                raise InputError(f"{path}:{number}: field 'text' must be a string, got {text!r}")
+            if isinstance(position, bool) or not isinstance(position, (int, float)):
+                raise InputError(f"{path}:{number}: field 'position' must be a number, got {position!r}")
+            documents.setdefault(str(row.get("doc") or path.stem), []).append((position, number, text.strip()))
+    return [(name, [text for _, _, text in sorted(rows, key=lambda row: row[:2])]) for name, rows in documents.items()]
 
 
 def read_texts(paths: Iterable[Path]) -> list[tuple[str, str]]:

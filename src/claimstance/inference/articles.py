@@ -18,6 +18,9 @@ How lines become paragraphs (``layout="paragraphs"``):
   non-blank line are full, the wrap width being the longest such line of at most ``MAX_WRAP_WIDTH``
   characters (longer lines are never full). So a file with one paragraph per line is not taken for wrapped
   text, and the short last line of a wrapped paragraph is not full: the next paragraph is not glued to it.
+  Lengths are counted both in characters, as editors and ``textwrap`` wrap, and in UTF-8 bytes, as GNU
+  ``fold`` does, and the count that finds more full lines is taken: by characters alone, a ``fold -w 60``
+  line with curly quotes falls a few characters short, and a wrapped list item was cut there.
 * A paragraph of at most ``HEADING_WORDS`` words that does not end in terminal punctuation
   (``. ! ? : ; …``, optionally followed by closing quotes or brackets) and is not a list item is a heading
   (headline, subhead, caption, dateline): one segment with ``heading=True``, never split. Only whole
@@ -55,7 +58,7 @@ HEADING_WORDS = 12  # headlines and subheads run shorter; longer unpunctuated li
 
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 _BLANKS = re.compile(r"[\s\ufeff]")  # a leading byte-order mark (textio.read_text keeps it) counts as blank
-_TERMINAL = re.compile(r"[.!?:;…][\"'”’»)\]]*$")
+TERMINAL = re.compile(r"[.!?:;…][\"'”’»)\]]*$")  # a sentence end, closing quotes or brackets allowed after it
 _LIST_ITEM = re.compile(r"[*•·]\s|-\s+(?![a-z])")  # "- word" in lowercase is a dash going on with the sentence
 _WRAPPED_HYPHEN = re.compile(r"(?<=\w-)\s*\n\s*(?=\w)")
 _SPACES = re.compile(r"\s+")
@@ -154,7 +157,7 @@ DEFAULT_SPLITTER = "syntok"
 
 def _heading_like(text: str) -> bool:
     """Short, no terminal punctuation, not a list item: a headline, subhead, caption or dateline."""
-    return 0 < len(text.split()) <= HEADING_WORDS and not _TERMINAL.search(text) and not _LIST_ITEM.match(text)
+    return 0 < len(text.split()) <= HEADING_WORDS and not TERMINAL.search(text) and not _LIST_ITEM.match(text)
 
 
 def _line_spans(text: str) -> Spans:
@@ -176,19 +179,28 @@ def _trim(flat: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def _paragraphs(flat: str, lines: Spans, spans: Spans) -> Spans:
+def _full_lines(lengths: list[int], next_words: dict[int, int], followed: list[int]) -> dict[int, bool]:
+    """Which followed lines are full, lengths in one unit: the next line's first word would have overrun the wrap width."""
+    width = max((lengths[i] for i in followed if lengths[i] <= MAX_WRAP_WIDTH), default=0)
+    return {i: lengths[i] <= MAX_WRAP_WIDTH and lengths[i] + 1 + next_words[i] > width for i in followed}
+
+
+def _paragraphs(text: str, flat: str, lines: Spans, spans: Spans) -> Spans:
     """Paragraphs of the blank-flattened text from its lines, whole and trimmed (rules: the module docstring)."""
     visible = [flat[start:end] for start, end in spans]
-    lengths = [end - line_start for (line_start, _), (_, end) in zip(lines, spans, strict=True)]  # indentation counts
     followed = [i for i in range(len(lines) - 1) if visible[i] and visible[i + 1]]
 
-    width = max((lengths[i] for i in followed if lengths[i] <= MAX_WRAP_WIDTH), default=0)
+    def measured(size: Callable[[str], int]) -> dict[int, bool]:
+        # indentation counts
+        lengths = [size(text[line_start:end]) for (line_start, _), (_, end) in zip(lines, spans, strict=True)]
+        first = {i: spans[i + 1][0] for i in followed}
+        words = {i: size(text[first[i] : first[i] + len(visible[i + 1].split(" ", 1)[0])]) for i in followed}
+        return _full_lines(lengths, words, followed)
 
-    def full(i: int) -> bool:
-        """Line ``i`` is as long as the wrap allows: the next line's first word would not have fitted on it."""
-        return lengths[i] <= MAX_WRAP_WIDTH and lengths[i] + 1 + len(visible[i + 1].split(" ", 1)[0]) > width
-
-    full_count = sum(full(i) for i in followed)
+    # Editors wrap by characters, GNU fold by UTF-8 bytes: the unit finding more full lines is the wrap's (a tie: characters).
+    by_bytes = measured(lambda part: len(part.encode("utf-8", "surrogatepass")))
+    full = max(measured(len), by_bytes, key=lambda lines_full: sum(lines_full.values()))
+    full_count = sum(full.values())
     wrapped = full_count >= 2 and 2 * full_count >= len(followed)
 
     paragraphs: Spans = []
@@ -201,7 +213,7 @@ def _paragraphs(flat: str, lines: Spans, spans: Spans) -> Spans:
             paragraphs.append((start, end))
         else:
             paragraphs[-1] = (paragraphs[-1][0], end)
-        begins = i + 1 == len(spans) or not visible[i + 1] or not _continues(visible[i], visible[i + 1], wrapped and full(i))
+        begins = i not in full or not _continues(visible[i], visible[i + 1], wrapped and full[i])
     return paragraphs
 
 
@@ -209,7 +221,7 @@ def _continues(line: str, following: str, full: bool) -> bool:
     """Whether ``following`` continues the paragraph that ``line`` ends (``full``: a wrap broke ``line``)."""
     if _LIST_ITEM.match(following):
         return False
-    return full or (following[0].islower() and not _TERMINAL.search(line))
+    return full or (following[0].islower() and not TERMINAL.search(line))
 
 
 def _split(flat: str, start: int, end: int, splitter: Callable[[str], Spans]) -> Spans:
@@ -240,7 +252,7 @@ def segment(text: str, layout: str = "paragraphs", splitter: str = DEFAULT_SPLIT
         return [Segment(n, n, a, b, text[a:b], _heading_like(flat[a:b])) for n, (a, b) in enumerate(spans)]
     line_starts, line_ends = {a for a, _ in trimmed}, {b for _, b in trimmed}
     segments: list[Segment] = []
-    for number, (start, end) in enumerate(_paragraphs(flat, lines, trimmed)):
+    for number, (start, end) in enumerate(_paragraphs(text, flat, lines, trimmed)):
         if _heading_like(flat[start:end]):
             spans, headings = [(start, end)], [True]
         else:
