@@ -18,10 +18,18 @@ from claimstance.errors import ConfigError
 
 
 def project_root() -> Path:
-    """``CLAIMSTANCE_ROOT`` if set, else the checkout this package was installed from (editable)."""
+    """Where ``data/`` and ``outputs/`` live, so the same commands work in a checkout and after ``pip install``.
+
+    ``CLAIMSTANCE_ROOT`` if set; else the checkout when the package runs from its source tree (``src/`` beside
+    ``pyproject.toml`` and ``data/``); else the working directory (an installed wheel has no project folder).
+    """
     if os.environ.get("CLAIMSTANCE_ROOT"):
         return Path(os.environ["CLAIMSTANCE_ROOT"]).resolve()
-    return Path(__file__).resolve().parents[2]
+    package = Path(__file__).resolve().parent
+    checkout = package.parents[1]
+    if package.parent.name == "src" and (checkout / "pyproject.toml").is_file() and (checkout / "data").is_dir():
+        return checkout
+    return Path.cwd().resolve()
 
 
 def minilm_dir() -> str:
@@ -116,17 +124,12 @@ def _split_problems(split: Mapping, key: str, required: tuple[str, ...]) -> list
 
 
 def data_problems(data_cfg: Mapping) -> list[str]:
-    """What is wrong with the ``data`` group alone: labels, corpora, grouping and split fractions."""
-    problems = []
-    unknown = [label for label in data_cfg["labels"] if label not in data_cfg["known_labels"]]
-    if unknown:
-        problems.append(f"data.labels has {unknown}, which are not in data.known_labels {list(data_cfg['known_labels'])}")
-    missing = [label for label in data_cfg["labels"] if label not in (data_cfg.get("descriptions") or {})]
-    if missing:
-        problems.append(f"data.descriptions has no line for {missing}; the model card needs one per label")
+    """What is wrong with the ``data`` group alone: labels, corpora or table fields, grouping and split fractions."""
+    problems = _table_problems(data_cfg) if "text_field" in data_cfg else _label_problems(data_cfg)
     problems += _split_problems(data_cfg["split"], "data.split", ("train", "validation", "test"))
     extra = data_cfg.get("extra") or {}
-    corpora = {"data": data_cfg} | {f"data.extra.{name}": corpus for name, corpus in extra.items()}
+    corpora = {"data": data_cfg} if "group_by" in data_cfg else {}
+    corpora |= {f"data.extra.{name}": corpus for name, corpus in extra.items()}
     for key, corpus in corpora.items():
         if corpus.get("group_by") not in GROUP_KEYS:
             problems.append(f"{key}.group_by must be doc, pair or null, got {corpus.get('group_by')!r}")
@@ -138,6 +141,44 @@ def data_problems(data_cfg: Mapping) -> list[str]:
     fraction = data_cfg.get("train_fraction", 1.0)
     if not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
         problems.append(f"data.train_fraction must be a number in (0, 1], got {fraction!r}")
+    return problems
+
+
+def _label_problems(data_cfg: Mapping) -> list[str]:
+    """The project's corpora: each label is declared once, in ``data.descriptions``; ``data.labels`` picks from them."""
+    declared = data_cfg.get("descriptions") or {}
+    missing = [label for label in data_cfg["labels"] if label not in declared]
+    if missing:
+        return [f"data.descriptions has no line for {missing}; declare each label there once, with its definition"]
+    return []
+
+
+TABLE_FIELDS = ("text_field", "label_field", "id_field", "group_field", "split_field", "text_pair_field")
+
+
+def _table_problems(data_cfg: Mapping) -> list[str]:
+    """``data=table``: a path, field names that are strings and distinct, labels as a list, descriptions for labels only."""
+    problems = []
+    if (OmegaConf.is_missing(data_cfg, "path") if isinstance(data_cfg, DictConfig) else None) or not data_cfg.get("path"):
+        problems.append(
+            "data.path is required: a .csv, .tsv, .jsonl, .json or .parquet file, a folder of them, or a saved dataset"
+        )
+    fields = {key: data_cfg.get(key) for key in TABLE_FIELDS if data_cfg.get(key) is not None}
+    for key, value in fields.items():
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"data.{key} must be a column name, got {value!r}")
+    named = list(fields.values())
+    twice = sorted({name for name in named if named.count(name) > 1})
+    if twice:
+        problems.append(f"data: column(s) {twice} given for two fields; each field needs its own column")
+    labels = data_cfg.get("labels")
+    if labels is not None and (isinstance(labels, str) or len(labels) < 2 or len(set(labels)) != len(labels)):
+        problems.append(
+            f"data.labels must be null (the labels in the data) or a list of two or more distinct labels, got {labels!r}"
+        )
+    described = sorted(set(data_cfg.get("descriptions") or {}) - set(labels or data_cfg.get("descriptions") or {}))
+    if described:
+        problems.append(f"data.descriptions has {described}, which are not in data.labels")
     return problems
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
-from claimstance.data.annotations import Annotation, AnnotationError, load_annotations
+from claimstance.data.annotations import Annotation, AnnotationError, known_labels, load_annotations
 from claimstance.data.textio import iter_jsonl
 from claimstance.errors import ConfigError, exits_cleanly
 from claimstance.tables import text_table
@@ -70,7 +70,7 @@ def run(cfg) -> dict | None:
     """``scripts/agreement.py``: ``action=draw`` writes the blind sample, ``action=score`` the report."""
     if cfg.action not in ("draw", "score"):
         raise ConfigError(f"action must be draw or score, got {cfg.action!r}")
-    labels = list(cfg.data.known_labels)
+    labels = known_labels(cfg.data)
     rows = load_annotations(cfg.annotations, labels).rows
     folder = Path(cfg.folder)
     folder.mkdir(parents=True, exist_ok=True)

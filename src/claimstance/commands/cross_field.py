@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from tqdm.auto import tqdm
 
 from claimstance.config import command_line
-from claimstance.data.annotations import load_annotations
+from claimstance.data.annotations import known_labels, load_annotations
 from claimstance.errors import ConfigError, exits_cleanly
 from claimstance.tables import markdown_table
 
@@ -77,7 +77,7 @@ def markdown(rows: list[dict], labels: list[str], command: str) -> str:
 @exits_cleanly
 def run(cfg: DictConfig) -> list[dict]:
     """``scripts/cross_field.py``: one training run per field, then ``docs/cross_field.{md,json}``."""
-    fields = sorted({row.domain for row in load_annotations(cfg.data.annotations, list(cfg.data.known_labels)).rows})
+    fields = sorted({row.domain for row in load_annotations(cfg.data.annotations, known_labels(cfg.data)).rows})
     if cfg.fields:
         unknown = sorted(set(cfg.fields) - set(fields))
         if unknown:

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from claimstance.data.annotations import Annotation, AnnotationError, load_annotations
+from claimstance.data.annotations import Annotation, AnnotationError, known_labels, load_annotations
 from claimstance.data.textio import iter_jsonl
 from claimstance.errors import exits_cleanly
 from claimstance.tables import markdown_table
@@ -77,17 +77,14 @@ def sources_markdown(sources: Sequence[dict]) -> str:
         "Every document below was found as a public page, and each of its sentences, from the start of the page",
         "as far as the stored copy reached, was rewritten in our own words and annotated (`<field>.jsonl`).",
         f"{len(sources)} documents, {sum(int(s['sentences']) for s in sources)} sentences, {len(fields)} fields.",
-        "",
-        "| doc | title | publisher | date | genre | sentences |",
-        "|---|---|---|---|---|---:|",
     ]
+    header = ["doc", "title", "publisher", "date", "genre", "sentences"]
+    table = []
     for source in sorted(sources, key=lambda s: (s["field"], s["doc"])):
-        title = source["title"].replace("|", "/").replace("[", "(").replace("]", ")")
-        lines.append(
-            f"| {source['doc']} | [{title}]({source['url']}) | {source['publisher']} | {source['date']} | "
-            f"{source['genre']} | {source['sentences']} |"
-        )
-    return "\n".join(lines) + "\n"
+        title = source["title"].replace("|", "/").replace("[", "(").replace("]", ")")  # no cell break, no broken link
+        link = f"[{title}]({source['url']})"
+        table.append([source["doc"], link, source["publisher"], source["date"], source["genre"], source["sentences"]])
+    return "\n".join(lines) + "\n\n" + markdown_table(header, table, align=["left"] * 5 + ["right"]) + "\n"
 
 
 def update_readme(readme: Path, block: str) -> bool:
@@ -104,7 +101,7 @@ def update_readme(readme: Path, block: str) -> bool:
 @exits_cleanly
 def run(cfg) -> None:
     """``scripts/datasheet.py``: regenerate the counts in ``data/README.md`` and ``data/documents/SOURCES.md``."""
-    labels = list(cfg.data.known_labels)
+    labels = known_labels(cfg.data)
     block = render(Path(cfg.documents), Path(cfg.authored), Path(cfg.contrast), Path(cfg.data.challenge), labels)
     changed = update_readme(Path(cfg.readme), block)
     log.info("%s %s", "Updated" if changed else "Already up to date:", cfg.readme)

@@ -6,13 +6,12 @@ loading either returns clean rows or raises :class:`AnnotationError` with all of
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from claimstance.data.corpus import normalise_text
-from claimstance.data.textio import InputError, read_text
+from claimstance.data.textio import read_jsonl
 from claimstance.errors import UserError
 
 REQUIRED_FIELDS = ("id", "text", "label", "source", "domain")
@@ -47,6 +46,12 @@ class Annotation:
     pair: str | None = None
     edit: str | None = None
     position: int | None = None
+    text_pair: str | None = None  # a second segment (stance target, question, context): tables only
+
+    def key(self) -> str:
+        """What makes two rows the same sentence: the normalised text, and the text pair when there is one."""
+        text = normalise_text(self.text)
+        return text if self.text_pair is None else f"{text}\x00{normalise_text(self.text_pair)}"
 
     def group(self, key: str | None) -> str:
         """The unit a grouped split keeps whole: ``doc`` or ``pair`` when ``key`` names one, else the sentence itself."""
@@ -62,6 +67,14 @@ class LoadResult:
     files: list[Path]
     duplicates_dropped: int = 0
     duplicate_examples: list[str] = field(default_factory=list)
+
+
+def known_labels(data_cfg: Mapping) -> list[str]:
+    """Every label an annotation may carry: the keys of ``data.descriptions``, where each is declared once.
+
+    A ``data=table`` config may leave descriptions out: then its listed ``data.labels`` (empty when inferred).
+    """
+    return list(data_cfg.get("descriptions") or data_cfg.get("labels") or [])
 
 
 def annotation_files(paths: str | Path | Iterable[str | Path]) -> list[Path]:
@@ -89,14 +102,8 @@ def annotation_files(paths: str | Path | Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def _parse_line(line: str, where: str, known_labels: Sequence[str]) -> tuple[Annotation | None, list[str]]:
-    """Validate one JSON line; return the row or the problems found in it."""
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as err:
-        return None, [f"{where}: malformed JSON ({err.msg} at column {err.colno})"]
-    if not isinstance(record, dict):
-        return None, [f"{where}: expected a JSON object, got {type(record).__name__}"]
+def _parse_record(record: dict, where: str, known_labels: Sequence[str]) -> tuple[Annotation | None, list[str]]:
+    """Validate one JSON object; return the row or the problems found in it."""
     problems = []
     for name in REQUIRED_FIELDS:
         if name not in record:
@@ -127,18 +134,6 @@ def _parse_line(line: str, where: str, known_labels: Sequence[str]) -> tuple[Ann
     return Annotation(where=where, **{k: record[k] for k in REQUIRED_FIELDS}, **optional), []
 
 
-def _read_lines(path: Path) -> tuple[list[tuple[int, str]], list[str]]:
-    """Non-blank lines with their numbers; a BOM is accepted, CRLF too, bad bytes are not (one problem, file:line)."""
-    try:
-        text = read_text(path).removeprefix("\ufeff")
-    except InputError as err:
-        return [], [str(err)]
-    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-    if not lines:
-        return [], [f"{path}: file is empty; add one JSON object per line or remove the file"]
-    return lines, []
-
-
 def load_annotations(paths: str | Path | Iterable[str | Path], known_labels: Sequence[str]) -> LoadResult:
     """Load every ``*.jsonl`` under ``paths`` and validate all rows together.
 
@@ -150,10 +145,12 @@ def load_annotations(paths: str | Path | Iterable[str | Path], known_labels: Seq
     problems: list[str] = []
     rows: list[Annotation] = []
     for path in files:
-        lines, read_problems = _read_lines(path)
+        records, read_problems = read_jsonl(path)
         problems.extend(read_problems)
-        for number, line in lines:
-            row, row_problems = _parse_line(line, f"{path}:{number}", known_labels)
+        if not records and not read_problems:
+            problems.append(f"{path}: file is empty; add one JSON object per line or remove the file")
+        for number, record in records:
+            row, row_problems = _parse_record(record, f"{path}:{number}", known_labels)
             problems.extend(row_problems)
             if row:
                 rows.append(row)
@@ -167,7 +164,7 @@ def load_annotations(paths: str | Path | Iterable[str | Path], known_labels: Seq
             problems.append(f"{row.where}: duplicate id '{row.id}' (first used at {first_by_id[row.id].where})")
             continue
         first_by_id[row.id] = row
-        key = normalise_text(row.text)
+        key = row.key()
         earlier = first_by_text.get(key)
         if earlier is None:
             first_by_text[key] = row

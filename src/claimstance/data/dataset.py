@@ -1,7 +1,8 @@
-"""Validated annotations -> a seeded, stratified ``datasets.DatasetDict`` saved to disk.
+"""The data stage's one entry, :func:`prepare_dataset`: validated rows -> a seeded, stratified ``DatasetDict`` on disk.
 
-Pure functions (label selection, split, summary) are kept apart from :func:`prepare_dataset`,
-which owns the side effects: staleness check, atomic save and the printed table.
+``data.source._target_`` picks the reader (a :class:`DataSource`): :class:`ProjectCorpora` here for the project's
+JSONL corpora, :class:`claimstance.data.table.Table` for any table. :func:`prepare_dataset` owns the side effects:
+staleness check, atomic save and the printed table; the splitting itself is in :mod:`claimstance.data.splits`.
 """
 
 from __future__ import annotations
@@ -9,180 +10,76 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
-from datasets import (
-    ClassLabel,
-    Dataset,
-    DatasetDict,
-    Features,
-    Value,
-    disable_progress_bars,
-    enable_progress_bars,
-    load_from_disk,
-)
+import datasets
+from datasets import DatasetDict, load_from_disk
+from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from claimstance.atomic import staged_folder
 from claimstance.config import data_problems, raise_problems
-from claimstance.data.annotations import Annotation, AnnotationError, LoadResult, annotation_files, load_annotations
-from claimstance.data.corpus import normalise_text
-from claimstance.tables import text_table
+from claimstance.data.annotations import AnnotationError, LoadResult, annotation_files, load_annotations
+from claimstance.data.splits import (
+    check_groups,
+    check_label_counts,
+    format_table,
+    label_table,
+    leaks,
+    select_labels,
+    split_off_field,
+    split_rows,
+    subsample,
+    to_dataset,
+)
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "validation", "test")
 SUMMARY_FILE = "summary.json"
 
 
-def select_labels(rows: Sequence[Annotation], labels: Sequence[str]) -> tuple[list[Annotation], Counter]:
-    """Rows whose label is in the configured set, and a count of the others left out."""
-    wanted = set(labels)
-    kept = [row for row in rows if row.label in wanted]
-    left_out = Counter(row.label for row in rows if row.label not in wanted)
-    return kept, left_out
+class DataSource(Protocol):
+    """What ``data.source._target_`` builds: reads one data option's input into a ``DatasetDict``."""
+
+    def build(self, data_cfg: Mapping) -> tuple[DatasetDict, dict]:
+        """Validate and split; the dataset and its summary (``labels``, ``fingerprint``, ``counts`` ...). No files written."""
+
+    def fingerprint(self, data_cfg: Mapping) -> str:
+        """Hash of the input as it is now and of the settings: a change makes the saved dataset stale."""
+
+    def report(self, summary: Mapping, output_dir: Path) -> None:
+        """Log what the build did."""
 
 
-def minimum_per_label(fractions: Mapping[str, float]) -> int:
-    """Examples a label needs so a stratified split can give every split at least one."""
-    return max(2, math.ceil(1 / min(fractions.values())))
+class ProjectCorpora:
+    """``data=default`` / ``data=sentences``: the project's JSONL corpora (primary, extra, challenge)."""
+
+    def build(self, data_cfg: Mapping) -> tuple[DatasetDict, dict]:
+        return build_dataset(data_cfg)
+
+    def fingerprint(self, data_cfg: Mapping) -> str:
+        return current_fingerprint(data_cfg)
+
+    def report(self, summary: Mapping, output_dir: Path) -> None:
+        report_summary(summary, output_dir)
 
 
-def check_label_counts(rows: Sequence[Annotation], labels: Sequence[str], fractions: Mapping[str, float], where: str) -> None:
-    """Fail before splitting if a configured label is missing or too rare to stratify."""
-    counts = Counter(row.label for row in rows)
-    needed = minimum_per_label(fractions)
-    problems = []
-    for label in labels:
-        if counts[label] == 0:
-            problems.append(
-                f"{where}: label '{label}' is in data.labels but has no examples; annotate some or remove it from data.labels"
-            )
-        elif counts[label] < needed:
-            problems.append(
-                f"{where}: label '{label}' has {counts[label]} example(s); a stratified split with fractions "
-                f"{dict(fractions)} needs at least {needed}"
-            )
-    if problems:
-        raise AnnotationError(problems)
-
-
-def _hold_out(rows: list[Annotation], share: float, seed: int, group_by: str | None) -> tuple[list, list]:
-    """(rest, held out): about ``share`` of the rows, label-stratified, whole groups when ``group_by`` is set.
-
-    Groups go through scikit-learn's ``StratifiedGroupKFold`` (one fold held out), which keeps every
-    document or pair whole and balances labels as far as the groups allow.
-    """
-    labels = [row.label for row in rows]
-    if group_by is None:
-        n_held = max(1, round(share * len(rows)))
-        rest, held = train_test_split(rows, test_size=n_held, stratify=labels, random_state=seed)
-        return rest, held
-    groups = [row.group(group_by) for row in rows]
-    folds = max(2, round(1 / share))
-    if folds > len(set(groups)):
-        raise AnnotationError(
-            [f"only {len(set(groups))} {group_by} group(s); a grouped split holding out {share:.0%} needs {folds}"]
-        )
-    rest_index, held_index = next(
-        StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed).split(rows, labels, groups)
-    )
-    return [rows[i] for i in rest_index], [rows[i] for i in held_index]
-
-
-def split_rows(
-    rows: Sequence[Annotation], fractions: Mapping[str, float], seed: int, group_by: str | None = None
-) -> dict[str, list[Annotation]]:
-    """Seeded split into train / (validation) / test: test first, then validation from the rest."""
-    rest, test = _hold_out(list(rows), fractions["test"], seed, group_by)
-    parts = {"test": test}
-    if fractions.get("validation", 0) > 0:
-        rest, parts["validation"] = _hold_out(rest, fractions["validation"] / (1 - fractions["test"]), seed, group_by)
-    parts["train"] = rest
-    return {name: parts[name] for name in SPLITS if name in parts}
-
-
-def split_off_field(
-    rows: Sequence[Annotation], field: str, fractions: Mapping[str, float], seed: int, group_by: str | None
-) -> dict[str, list[Annotation]]:
-    """Leave one field out: every row of ``field`` is the test part; train and validation come from the other fields."""
-    test = [row for row in rows if row.domain == field]
-    if not test:
-        fields = ", ".join(sorted({row.domain for row in rows}))
-        raise AnnotationError([f"data.hold_out_field={field}: no sentence in that field; the fields are {fields}"])
-    rest = [row for row in rows if row.domain != field]
-    share = fractions["validation"] / (fractions["train"] + fractions["validation"])
-    train, validation = _hold_out(rest, share, seed, group_by)
-    return {"train": train, "validation": validation, "test": test}
-
-
-def check_groups(rows: Sequence[Annotation], group_by: str | None, where: str) -> None:
-    """A grouped split needs the group field on every row: say which rows lack it."""
-    if group_by is None:
-        return
-    lacking = [row.where for row in rows if getattr(row, group_by) is None]
-    if lacking:
-        more = f" (and {len(lacking) - 3} more)" if len(lacking) > 3 else ""
-        raise AnnotationError(
-            [
-                f"{where}: group_by={group_by} but {len(lacking)} row(s) have no '{group_by}' field, "
-                f"e.g. {', '.join(lacking[:3])}{more}"
-            ]
-        )
-
-
-def subsample(train: Dataset, fraction: float, seed: int) -> Dataset:
-    """A seeded, label-stratified share of the training split (for learning curves); 0 < fraction <= 1."""
-    if fraction == 1:
-        return train
-    return train.train_test_split(train_size=fraction, stratify_by_column="label", seed=seed)["train"]
-
-
-def features_for(labels: Sequence[str]) -> Features:
-    """Column types: the label is a ``ClassLabel`` so names travel with the data."""
-    return Features(
-        {
-            "id": Value("string"),
-            "text": Value("string"),
-            "label": ClassLabel(names=list(labels)),
-            "domain": Value("string"),
-            "source": Value("string"),
-            "group": Value("string"),
-            "corpus": Value("string"),
-        }
-    )
-
-
-def to_dataset(rows: Sequence[tuple[str, str | None, Annotation]], labels: Sequence[str]) -> Dataset:
-    """``(corpus, group_by, row)`` triples -> ``Dataset`` with ``ClassLabel`` labels in config order.
-
-    ``group`` (document, pair or the sentence id) travels along for grouped bootstrap and pair scores.
-    """
-    columns = {name: [getattr(row, name) for _, _, row in rows] for name in ("id", "text", "domain", "source")}
-    columns["label"] = [labels.index(row.label) for _, _, row in rows]
-    columns["group"] = [row.group(group_by) for _, group_by, row in rows]
-    columns["corpus"] = [corpus for corpus, _, _ in rows]
-    return Dataset.from_dict(columns, features=features_for(labels))
-
-
-def label_table(dataset: DatasetDict) -> dict[str, dict[str, int]]:
-    """Counts per split x label, with totals, for printing and the JSON summary."""
-    table = {}
-    for split, part in dataset.items():
-        names = part.features["label"].names
-        counts = Counter(part["label"])
-        table[split] = {name: counts[i] for i, name in enumerate(names)} | {"total": len(part)}
-    return table
-
-
-def format_table(table: Mapping[str, Mapping[str, int]]) -> str:
-    """Plain-text table, one row per split."""
-    columns = list(next(iter(table.values())))
-    return text_table(["split", *columns], [[split, *(row[c] for c in columns)] for split, row in table.items()])
+@contextmanager
+def quiet_datasets() -> Iterator[None]:
+    """No progress bars or log lines from ``datasets`` inside: one line per shard is noise, and a reader's error is
+    raised again by the caller as a message that names the file."""
+    verbosity = datasets.logging.get_verbosity()
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)
+    try:
+        yield
+    finally:
+        datasets.logging.set_verbosity(verbosity)
+        datasets.enable_progress_bars()
 
 
 def fingerprint(files: Sequence[Path], settings: Mapping) -> str:
@@ -218,21 +115,6 @@ def corpus_specs(data_cfg: Mapping) -> dict[str, dict]:
     return specs
 
 
-def _leaks(train: Sequence[Annotation], evaluated: Mapping[str, Sequence[Annotation]]) -> list[str]:
-    """Evaluation sentences whose text is also trained on (a leak makes scores meaningless)."""
-    seen = {normalise_text(row.text): row for row in train}
-    problems = []
-    for split, rows in evaluated.items():
-        both = [(row, seen[normalise_text(row.text)]) for row in rows if normalise_text(row.text) in seen]
-        if both:
-            row, twin = both[0]
-            also = "also in the corpora" if split == "challenge" else "also trained on"
-            problems.append(
-                f"{row.where}: {len(both)} {split} sentence(s) {also}, e.g. {row.text!r} (also {twin.where}); remove one"
-            )
-    return problems
-
-
 def build_dataset(data_cfg: Mapping) -> tuple[DatasetDict, dict]:
     """Load, validate, filter and split every corpus; returns the dataset and its summary. No files written.
 
@@ -242,7 +124,7 @@ def build_dataset(data_cfg: Mapping) -> tuple[DatasetDict, dict]:
     """
     raise_problems(data_problems(data_cfg))
     labels = list(data_cfg["labels"])
-    known = list(data_cfg["known_labels"])
+    known = list(data_cfg["descriptions"])  # every label an annotation may carry
     seed = int(data_cfg["split_seed"])
     parts: dict[str, list] = {"train": [], "validation": []}
     files: list[Path] = []
@@ -287,9 +169,9 @@ def build_dataset(data_cfg: Mapping) -> tuple[DatasetDict, dict]:
     evaluated = {split: [row for _, _, row in rows] for split, rows in parts.items() if split not in ("train", "validation")}
     challenge_rows = evaluated.pop("challenge", [])
     every_row = trained + [row for rows in evaluated.values() for row in rows]
-    leaks = _leaks(trained, evaluated) + _leaks(every_row, {"challenge": challenge_rows})  # the challenge set stands apart
-    if leaks:
-        raise AnnotationError(leaks)
+    found = leaks(trained, evaluated) + leaks(every_row, {"challenge": challenge_rows})  # the challenge set stands apart
+    if found:
+        raise AnnotationError(found)
     dataset = DatasetDict({split: to_dataset(rows, labels) for split, rows in parts.items()})
     summary = {
         "labels": labels,
@@ -302,11 +184,11 @@ def build_dataset(data_cfg: Mapping) -> tuple[DatasetDict, dict]:
     return dataset, summary
 
 
-def settings_of(data_cfg: Mapping) -> dict:
+def settings_of(data_cfg: Mapping, keys: Sequence[str] = SETTINGS) -> dict:
     """The config values the split depends on, as plain data."""
     return {
         key: OmegaConf.to_container(value) if isinstance(value, DictConfig | ListConfig) else value
-        for key, value in ((k, data_cfg.get(k)) for k in SETTINGS)
+        for key, value in ((k, data_cfg.get(k)) for k in keys)
     }
 
 
@@ -320,29 +202,30 @@ def current_fingerprint(data_cfg: Mapping) -> str:
 
 def save_atomically(dataset: DatasetDict, summary: Mapping, output_dir: Path) -> None:
     """Save through a staging folder: no half-written dataset is ever visible."""
-    with staged_folder(output_dir) as staging:
-        disable_progress_bars()  # one line per shard and split is noise here
+    with staged_folder(output_dir) as staging, quiet_datasets():
         dataset.save_to_disk(str(staging))
-        enable_progress_bars()
         (staging / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
 
 
 def prepare_dataset(data_cfg: Mapping, rebuild: bool = False) -> DatasetDict:
-    """The saved dataset if it matches the annotations, else a freshly built and saved one.
+    """The data stage's one entry: the saved dataset if it matches its input, else a freshly built and saved one.
 
-    Disk-backed, so later ``map()`` calls cache beside it; ``data.train_fraction`` < 1 trims the
-    train split on load (the saved dataset stays whole).
+    ``data.source._target_`` names the reader (:class:`DataSource`): the project's corpora or any table. The
+    result always has the columns of :func:`claimstance.data.splits.features_for`, and the label names in
+    ``dataset["train"].features["label"].names``. Disk-backed, so later ``map()`` calls cache beside it;
+    ``data.train_fraction`` < 1 trims the train split on load (the saved dataset stays whole).
     """
+    source: DataSource = instantiate(data_cfg["source"])
     output_dir = Path(data_cfg["output_dir"])
     summary_path = output_dir / SUMMARY_FILE
     stale = rebuild or not summary_path.exists()
-    if not stale and json.loads(summary_path.read_text()).get("fingerprint") != current_fingerprint(data_cfg):
+    if not stale and json.loads(summary_path.read_text()).get("fingerprint") != source.fingerprint(data_cfg):
         log.info("Annotations changed since %s was built; rebuilding", output_dir)
         stale = True
     if stale:
-        dataset, summary = build_dataset(data_cfg)
+        dataset, summary = source.build(data_cfg)
         save_atomically(dataset, summary, output_dir)
-        report_summary(summary, output_dir)
+        source.report(summary, output_dir)
     else:
         log.info("Reusing dataset at %s (annotations unchanged)", output_dir)
     dataset = load_from_disk(str(output_dir))

@@ -79,14 +79,36 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
     return _records(path, iter_lines(path))
 
 
+def read_jsonl(path: str | Path) -> tuple[list[tuple[int, dict]], list[str]]:
+    """Every (line number, object) of a JSON-lines file and every problem in it, so one pass names them all.
+
+    A malformed line is reported and skipped; a bad byte ends the file (one problem). Blank lines are skipped.
+    """
+    records: list[tuple[int, dict]] = []
+    problems: list[str] = []
+    try:
+        for number, line in iter_lines(path):
+            if line.strip():
+                try:
+                    records.append((number, _record(path, number, line)))
+                except InputError as err:
+                    problems.append(str(err))
+    except InputError as err:
+        problems.append(str(err))
+    return records, problems
+
+
+def _record(path: str | Path, number: int, line: str) -> dict:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}:{number}: malformed JSON ({err.msg})") from err
+    if not isinstance(record, dict):
+        raise InputError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+    return record
+
+
 def _records(path: str | Path, lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, dict]]:
     for number, line in lines:
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise InputError(f"{path}:{number}: malformed JSON ({err.msg})") from err
-        if not isinstance(record, dict):
-            raise InputError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-        yield number, record
+        if line.strip():
+            yield number, _record(path, number, line)
