@@ -6,9 +6,9 @@ import json
 from collections import Counter
 
 import pytest
-from conftest import compose_train, corpus_sample, document_sample, write_jsonl
+from conftest import ROOT, compose_train, corpus_sample, document_sample, write_jsonl
 
-from claimstance.data.annotations import AnnotationError
+from claimstance.data.annotations import Annotation, AnnotationError
 from claimstance.data.corpus import normalise_text
 from claimstance.data.dataset import build_dataset, prepare_dataset
 
@@ -175,3 +175,44 @@ def test_an_extra_corpus_sentence_trained_on_and_tested_is_a_leak(tmp_path):
 def test_unknown_train_on_corpus_is_a_config_error(tmp_path):
     with pytest.raises(ValueError, match="data.train_on names \\['wiki'\\], which are not in data.extra"):
         build_dataset(document_cfg(tmp_path, train_on=["wiki"]))
+
+
+def test_pinned_documents_keep_their_part_when_labels_change():
+    from dataclasses import replace
+
+    from claimstance.data.splits import split_pinned
+
+    def row(d: int, i: int, label: str) -> Annotation:
+        return Annotation(f"d{d}-{i}", f"sentence {d} {i}", label, "rewritten", "x", "f:1", doc=f"d{d}", position=i)
+
+    rows = [row(d, i, ["caution", "none"][(d + i) % 2]) for d in range(30) for i in range(3)]
+    pinned = {"d0": "test", "d1": "test", "d2": "validation", "d3": "train"}
+    fractions = {"train": 0.6, "validation": 0.2, "test": 0.2}
+    for labelled in (rows, [replace(r, label="none") if r.doc in ("d0", "d5") else r for r in rows]):
+        parts = split_pinned(labelled, pinned, fractions, seed=3, group_by="doc")
+        docs = {part: {r.doc for r in part_rows} for part, part_rows in parts.items()}
+        for doc, part in pinned.items():
+            assert [p for p, names in docs.items() if doc in names] == [part]
+        assert sum(len(part_rows) for part_rows in parts.values()) == len(rows)
+
+
+def test_a_bad_pinned_split_file_is_named(tmp_path):
+    from claimstance.data.splits import read_pinned
+
+    assert read_pinned(tmp_path / "absent.json") == {}
+    bad = tmp_path / "splits.json"
+    bad.write_text(json.dumps({"train": ["a"], "held": ["b"]}))
+    with pytest.raises(AnnotationError, match="splits.json: a pinned split is a JSON object of lists named train"):
+        read_pinned(bad)
+    bad.write_text(json.dumps({"train": ["a"], "test": ["a"]}))
+    with pytest.raises(AnnotationError, match="group 'a' is listed under both train and test"):
+        read_pinned(bad)
+
+
+@pytest.mark.slow
+def test_the_project_held_out_documents_are_the_pinned_ones(tmp_path):
+    cfg = compose_train([], tmp_path, values={"paths.data_dir": str(ROOT / "data"), "data.output_dir": str(tmp_path / "p")})
+    dataset, _ = build_dataset(cfg.data)
+    pinned = json.loads((ROOT / "data" / "documents" / "splits.json").read_text())
+    assert sorted(set(dataset["test"]["group"])) == pinned["test"]
+    assert sorted(set(dataset["validation"]["group"])) == pinned["validation"]

@@ -30,8 +30,10 @@ from claimstance.data.splits import (
     format_table,
     label_table,
     leaks,
+    read_pinned,
     select_labels,
     split_off_field,
+    split_pinned,
     split_rows,
     subsample,
     to_dataset,
@@ -92,7 +94,7 @@ def fingerprint(files: Sequence[Path], settings: Mapping) -> str:
 
 
 # the config values the saved dataset depends on (a change rebuilds it)
-SETTINGS = ("labels", "split", "split_seed", "group_by", "extra", "train_on", "hold_out_field")
+SETTINGS = ("labels", "split", "split_seed", "group_by", "extra", "train_on", "hold_out_field", "pinned_split")
 
 
 def corpus_specs(data_cfg: Mapping) -> dict[str, dict]:
@@ -139,6 +141,10 @@ def build_dataset(data_cfg: Mapping) -> tuple[DatasetDict, dict]:
         check_groups(rows, spec["group_by"], where)
         if primary and data_cfg.get("hold_out_field"):
             split = split_off_field(rows, data_cfg["hold_out_field"], spec["split"], seed, spec["group_by"])
+        elif primary and data_cfg.get("pinned_split"):
+            pinned = read_pinned(data_cfg["pinned_split"])
+            split = split_pinned(rows, pinned, spec["split"], seed, spec["group_by"])
+            files += [Path(data_cfg["pinned_split"])] if pinned else []
         else:
             split = split_rows(rows, spec["split"], seed, spec["group_by"])
         tagged = {part: [(name, spec["group_by"], row) for row in part_rows] for part, part_rows in split.items()}

@@ -6,9 +6,11 @@ Shared by every data source (the project's corpora in :mod:`claimstance.data.dat
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
@@ -89,6 +91,48 @@ def split_rows(
         rest, parts["validation"] = _hold_out(rest, fractions["validation"] / (1 - fractions["test"]), seed, group_by)
     parts["train"] = rest
     return {name: parts[name] for name in SPLITS if name in parts}
+
+
+def read_pinned(path: str | Path | None) -> dict[str, str]:
+    """``{group: part}`` from a JSON file of ``{"train": [...], "validation": [...], "test": [...]}``; empty if there is none.
+
+    A corpus folder ships its pinned split beside its files, as a published dataset ships its splits; a corpus
+    without one (a user's own documents) is split by the seed.
+    """
+    if not path or not Path(path).is_file():
+        return {}
+    try:
+        listed = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise AnnotationError([f"{path}: cannot read the pinned split ({err})"]) from err
+    if not isinstance(listed, dict) or set(listed) - set(SPLITS) or not all(isinstance(v, list) for v in listed.values()):
+        raise AnnotationError([f"{path}: a pinned split is a JSON object of lists named {', '.join(SPLITS)}"])
+    pinned: dict[str, str] = {}
+    for part, groups in listed.items():
+        for group in groups:
+            if group in pinned:
+                raise AnnotationError([f"{path}: group {group!r} is listed under both {pinned[group]} and {part}"])
+            pinned[str(group)] = part
+    return pinned
+
+
+def split_pinned(
+    rows: Sequence[Annotation], pinned: Mapping[str, str], fractions: Mapping[str, float], seed: int, group_by: str | None
+) -> dict[str, list[Annotation]]:
+    """Groups listed in ``pinned`` keep their part whatever their labels become; the others are split by ``split_rows``.
+
+    A stratified split moves documents between parts when a label changes; pinning keeps the held-out documents
+    held out across relabelling, so scores before and after stay comparable.
+    """
+    parts: dict[str, list[Annotation]] = {name: [] for name in SPLITS}
+    unlisted = []
+    for row in rows:
+        part = pinned.get(row.group(group_by))
+        (parts[part] if part else unlisted).append(row)
+    if unlisted:
+        for part, new in split_rows(unlisted, fractions, seed, group_by).items():
+            parts[part] += new
+    return {name: parts[name] for name in SPLITS if name in fractions}
 
 
 def split_off_field(
