@@ -26,12 +26,11 @@ TINY = ["model=tiny", "trainer.args.learning_rate=1e-3", "trainer.args.num_train
 MODEL_STACK = ("torch", "transformers")  # ~10 s of imports on 2 cores: only slow tests load them
 MODEL_MODULES = (  # the package modules that import them at the top
     "training.models",
-    "training.trainer",
+    "training.transformer",
     "training.callbacks",
     "inference.export",
     "bench.measure",
     "bench.bound",
-    "commands.train",
     "commands.benchmark",
 )
 LOADED_BEFORE_COLLECTION = {name for name in MODEL_STACK if name in sys.modules}  # by a pytest plugin, say: not ours

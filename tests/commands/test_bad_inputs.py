@@ -48,7 +48,7 @@ def test_overlong_sentences_are_truncated_with_a_count(caplog):
 @pytest.mark.slow  # loads torch
 def test_max_length_beyond_the_model_limit(tmp_path):
     from claimstance.training.models import tiny_bert
-    from claimstance.training.trainer import check_model_limits
+    from claimstance.training.transformer import check_model_limits
 
     model, _ = tiny_bert(minilm_dir(), LABELS, max_positions=64)
     cfg = compose_train(["data.max_length=128"], tmp_path)

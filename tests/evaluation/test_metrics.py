@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -33,12 +35,22 @@ def test_label_never_predicted_scores_zero_without_warning_noise():
 
 
 def test_report_text_and_files(tmp_path):
+    from matplotlib.image import imread
+
     report = score([0, 1, 2, 2], [0, 1, 2, 1], LABELS)
     text = format_report(report, "test")
     assert "macro-F1 0.778" in text and "confusion matrix" in text
-    write_report(report, tmp_path, "test")
-    for name in ("test_report.txt", "test_report.json", "test_confusion_matrix.png", "test_per_class.png"):
-        assert (tmp_path / name).stat().st_size > 0
+    assert write_report(report, tmp_path, "test") == text
+    assert (tmp_path / "test_report.txt").read_text() == text + "\n"
+    saved = json.loads((tmp_path / "test_report.json").read_text())
+    assert saved["confusion_matrix"] == [[1, 0, 0], [0, 1, 0], [0, 1, 1]] and saved["macro_f1"] == pytest.approx(
+        report["macro_f1"]
+    )
+    # real PNGs at the project's one resolution (110 dpi): figsize (11, 4.5) and (7, 4) inches
+    for name, (height, width) in (("test_confusion_matrix.png", (495, 1210)), ("test_per_class.png", (440, 770))):
+        image = imread(tmp_path / name)
+        assert image.shape[:2] == (height, width), name
+        assert image[..., :3].std() > 0.05, f"{name} is blank"  # something was drawn
 
 
 def test_claim_macro_f1_leaves_out_the_no_claim_label():
@@ -91,7 +103,7 @@ def test_macro_f1_from_confusion_equals_sklearn():
 @pytest.mark.slow  # loads torch
 def test_balanced_class_weights_follow_inverse_frequency():
     from claimstance.errors import ConfigError
-    from claimstance.training.trainer import class_weights
+    from claimstance.training.transformer import class_weights
 
     weights = class_weights("balanced", [0, 0, 0, 1], 3)
     # n / (k * count) with k = 2 labels present: 4 / (2 * 3) and 4 / (2 * 1); an absent label keeps 1
@@ -114,3 +126,62 @@ def test_frozen_embeddings_are_left_out_of_training():
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     assert not any("encoder.layer.0." in name or "encoder.layer.1." in name for name in trainable)
     assert any("encoder.layer.2." in name for name in trainable) and "bert.embeddings.word_embeddings.weight" not in trainable
+
+
+def tiny_encoder(architecture: str):
+    """A randomly initialised 3-layer classifier of another architecture, built from its config (no download)."""
+    from transformers import (
+        DistilBertConfig,
+        DistilBertForSequenceClassification,
+        RobertaConfig,
+        RobertaForSequenceClassification,
+    )
+
+    if architecture == "distilbert":
+        config = DistilBertConfig(vocab_size=100, dim=16, n_layers=3, n_heads=2, hidden_dim=32, num_labels=2)
+        return (
+            DistilBertForSequenceClassification(config),
+            "distilbert.transformer.layer",
+            "distilbert.embeddings.word_embeddings",
+        )
+    config = RobertaConfig(
+        vocab_size=100, hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=32, num_labels=2
+    )
+    return RobertaForSequenceClassification(config), "roberta.encoder.layer", "roberta.embeddings.word_embeddings"
+
+
+@pytest.mark.slow  # loads torch
+@pytest.mark.parametrize("architecture", ["distilbert", "roberta"])
+def test_freeze_layers_carries_over_to_other_encoders(architecture):
+    from claimstance.training.models import ModelLoadError, freeze_lower_layers
+
+    model, layers, embeddings = tiny_encoder(architecture)
+    freeze_lower_layers(model, 2)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert f"{embeddings}.weight" not in trainable
+    assert not any(name.startswith((f"{layers}.0.", f"{layers}.1.")) for name in trainable)
+    assert any(name.startswith(f"{layers}.2.") for name in trainable) and any("classifier" in name for name in trainable)
+    with pytest.raises(ModelLoadError, match=r"model.freeze_layers=4: .* has only 3 encoder layers.*model.freeze_layers=0"):
+        freeze_lower_layers(tiny_encoder(architecture)[0], 4)
+
+
+@pytest.mark.slow  # loads torch
+def test_a_model_without_a_layer_list_names_the_setting_to_turn_off():
+    import torch
+
+    from claimstance.training.models import ModelLoadError, freeze_lower_layers
+
+    class Flat(torch.nn.Module):  # embeddings straight into a head: nothing to freeze layer by layer
+        def __init__(self):
+            super().__init__()
+            self.embed, self.head = torch.nn.Embedding(10, 4), torch.nn.Linear(4, 2)
+            self.base_model = self
+
+        def get_input_embeddings(self):
+            return self.embed
+
+    model = Flat()
+    freeze_lower_layers(model, 0)  # embeddings only: fine
+    assert not model.embed.weight.requires_grad and model.head.weight.requires_grad
+    with pytest.raises(ModelLoadError, match=r"model.freeze_layers=2: Flat has no list of encoder layers.*model.freeze_layers=0"):
+        freeze_lower_layers(model, 2)

@@ -67,16 +67,26 @@ def test_baseline_and_transformer_write_the_same_record(tmp_path):
     required = set(RunRecord.__required_keys__)
     assert required <= set(transformer) and required <= set(baseline)
     assert set(baseline) - set(transformer) == set()  # the baseline fills no key of its own
-    assert {"precision", "world_size", "best_checkpoint"} <= set(transformer) - set(baseline)
+    assert {"world_size", "best_checkpoint"} <= set(transformer) - set(baseline)
+    assert baseline["precision"] == "fp64 (scikit-learn)"
     export = tmp_path / "b" / "run" / "model"
     assert {p.name for p in export.iterdir()} >= {"model.joblib", "README.md", "metrics.json", "calibration.json"}
     card = (export / "README.md").read_text()
     assert "TF-IDF + logistic regression baseline" in card and "library_name: sklearn" in card and "joblib.load" in card
+    transformer_card = (tmp_path / "a" / "run" / "model" / "README.md").read_text()
+    assert "library_name: transformers" in transformer_card and "Predictor.from_pretrained" in transformer_card
+    assert "baseline" not in transformer_card and "joblib" not in transformer_card  # each kind writes only its own lines
     latest = tmp_path / "b" / "outputs" / LATEST
     assert latest.resolve() == export.resolve()
     for record, run in ((transformer, tmp_path / "a" / "run"), (baseline, tmp_path / "b" / "run")):
         assert (run / "validation_reliability.png").stat().st_size > 0 and (run / "coverage_accuracy.png").stat().st_size > 0
         assert set(record["calibration"]["splits"]) == {"validation", *record["evaluated"]}
+        for line in (run / "test_predictions.jsonl").read_text().splitlines():  # calibrated probabilities per sentence
+            row = json.loads(line)
+            assert list(row["probabilities"]) == record["labels"] and sum(row["probabilities"].values()) == pytest.approx(
+                1, abs=1e-5
+            )
+            assert max(row["probabilities"], key=row["probabilities"].get) == row["predicted"]
 
 
 @pytest.mark.parametrize("temperature", [0.5, 2.5])

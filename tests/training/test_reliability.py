@@ -130,12 +130,19 @@ def test_existing_export_is_not_overwritten_without_permission(corpus, tmp_path,
     assert (target / "model.safetensors").read_bytes() == b"weights" and not (tmp_path / "run" / "checkpoints").exists()
 
 
-@pytest.mark.slow
-def test_concurrent_runs_get_distinct_folders():
+@pytest.mark.slow  # starts processes
+def test_ranks_of_one_launch_share_a_run_folder_and_separate_launches_do_not():
+    """Ranks of a torchrun launch are children of one launcher: they must all write to that launcher's folder."""
     code = "import claimstance.config as c; print(c.run_dir(None, 'out'))"
-    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(3)]
-    folders = {p.communicate()[0].strip() for p in procs}
-    assert len(folders) == 3
+
+    def folders(world_size: str) -> list[str]:
+        env = os.environ | {"WORLD_SIZE": world_size}
+        procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env) for _ in range(3)]
+        return [p.communicate()[0].strip() for p in procs]
+
+    ranks = folders("2")
+    assert len(set(ranks)) == 1 and ranks[0].endswith(f"_{os.getpid()}")  # named after this process, their launcher
+    assert len(set(folders("1"))) == 3  # single runs started together: one folder each
 
 
 @pytest.mark.slow  # loads torch

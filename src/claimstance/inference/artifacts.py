@@ -19,10 +19,38 @@ TOKENIZER_FILES = ("tokenizer_config.json",)
 CALIBRATION_FILE = "calibration.json"  # temperature fitted on the validation split (claimstance.evaluation.calibration)
 BASELINE_FILE = "model.joblib"  # a fitted scikit-learn Pipeline (model=tfidf_logreg)
 METRICS_FILE = "metrics.json"
+KIND_FILE = "model_kind.json"  # the model kind's class and labels (claimstance.training.kinds.load_kind reads it)
 
 
 class ExportError(UserError, RuntimeError):
     """An export that could not be written or verified, or a folder that is not a usable export."""
+
+
+def refuse_existing_export(target: str | Path, overwrite: bool) -> None:
+    """Stop before any work when an export is already at ``target``, unless ``overwrite`` allows replacing it."""
+    if Path(target).exists() and not overwrite:
+        raise ExportError(f"{target}: an export is already there; pass overwrite=true to replace it")
+
+
+def is_transformer_export(model_dir: str | Path) -> bool:
+    """Whether a folder holds a Hugging Face model (``config.json``), which :class:`Predictor` loads, rather than another kind."""
+    return (Path(model_dir) / "config.json").is_file()
+
+
+def read_kind(model_dir: str | Path) -> dict | None:
+    """The export's ``model_kind.json`` (``class``, ``labels``), or None for an export written before it existed."""
+    path = Path(model_dir) / KIND_FILE
+    if not Path(model_dir).is_dir():
+        raise ExportError(f"{model_dir}: model folder does not exist; pass the 'model' folder of a finished run")
+    if not path.is_file():
+        return None
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(spec["class"], str) or not all(isinstance(label, str) for label in spec["labels"]):
+            raise TypeError("class must be a name and labels a list of names")
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
+        raise ExportError(f"{path}: unreadable model kind ({err}); re-export the model") from err
+    return spec
 
 
 def _check_weights(weights: Path) -> None:
@@ -55,7 +83,8 @@ def check_export(model_dir: str | Path, expected_labels: Sequence[str] | None = 
     if (folder / BASELINE_FILE).is_file() and not config_path.is_file():
         raise ExportError(
             f"{folder}: this is a TF-IDF + logistic regression baseline export ({BASELINE_FILE}), not a transformer; "
-            f'load it with joblib.load("{folder / BASELINE_FILE}").predict([...]) or pass a transformer export'
+            f'score it with scripts/evaluate.py model_dir={folder}, load it with joblib.load("{folder / BASELINE_FILE}")'
+            ".predict([...]), or pass a transformer export"
         )
     if not config_path.is_file():
         raise ExportError(f"{folder}: config.json is missing; this is not a complete export")

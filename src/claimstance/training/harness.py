@@ -1,8 +1,8 @@
-"""One run harness for every model kind: the run folder, the evaluation outputs, ``metrics.json`` and the export.
+"""One run harness for every model kind: the run folder, the dataset, the scores, ``metrics.json`` and the export.
 
-``train.py`` (a transformer through the HF Trainer) and ``baseline.py`` (a scikit-learn pipeline) only fit
-a model and hand over logits; everything a finished run leaves behind is written here, the same way for
-both, so a run folder of either kind reads the same and every reader of ``metrics.json`` sees one record.
+A model kind (:mod:`claimstance.training.kinds`) only fits and hands over logits; everything a finished run
+leaves behind is written here, the same way for every kind, so a run folder of either kind reads the same and
+every reader of ``metrics.json`` sees one record. Nothing here loads torch.
 """
 
 from __future__ import annotations
@@ -10,17 +10,20 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
 
 import numpy as np
 from datasets import Dataset, DatasetDict
+from filelock import FileLock
 from omegaconf import DictConfig, OmegaConf
 
 from claimstance.config import check_config
-from claimstance.data.dataset import label_table
+from claimstance.data.dataset import label_table, prepare_dataset
 from claimstance.errors import ConfigError
 from claimstance.evaluation.calibration import (
     calibration_report,
@@ -32,8 +35,10 @@ from claimstance.evaluation.calibration import (
     threshold_for_precision,
 )
 from claimstance.evaluation.metrics import HEADLINE_METRIC, check_metric, evaluated_splits, scalar_scores, score, write_report
-from claimstance.inference.artifacts import CALIBRATION_FILE, METRICS_FILE, ExportError
+from claimstance.inference.artifacts import CALIBRATION_FILE, METRICS_FILE, refuse_existing_export
+from claimstance.inference.card import model_card
 from claimstance.tables import text_table
+from claimstance.training.kinds import ModelKind, kind_file
 from claimstance.training.tracking import finish_tracking, resolved
 
 log = logging.getLogger(__name__)
@@ -59,8 +64,8 @@ class RunRecord(_Required, total=False):
     """``metrics.json``: what every run writes and every reader (trackers, compare, curve, model card) uses.
 
     Besides these keys, each name in ``evaluated`` maps to its split report (:func:`claimstance.evaluation.metrics.score`).
-    Transformer runs add ``precision``, ``world_size`` and ``best_checkpoint``; ``export`` is added once the
-    export folder is in place.
+    A model kind's ``fit`` adds its own figures (``precision``; the transformer's ``world_size`` and
+    ``best_checkpoint``); ``export`` is added once the export folder is in place.
     """
 
     precision: str
@@ -78,27 +83,51 @@ def reports(record: Mapping) -> dict[str, dict]:
 class RunPaths:
     run_dir: Path
     export_dir: Path
-    checkpoint: str | None  # a checkpoint to resume from, or None
 
 
 def prepare_run(cfg: DictConfig) -> RunPaths:
-    """Check the config; run folder, export folder and checkpoint to resume from; refuses to clobber an export."""
+    """Check the config, refuse to clobber an export and check there is a checkpoint to resume from, before any work."""
     check_config(cfg)
     check_metric(cfg.get("optimized_metric"), "optimized_metric")
     run_dir = Path(cfg.paths.run_dir)
     export_dir = Path(cfg.export.dir)
-    if export_dir.exists() and not cfg.overwrite:
-        raise ExportError(f"{export_dir}: an export is already there; pass overwrite=true to replace it")
-    checkpoint = None
+    refuse_existing_export(export_dir, bool(cfg.overwrite))
     if cfg.get("resume_from"):
-        # imported here: the harness also serves the scikit-learn baseline, which never needs torch
-        from transformers.trainer_utils import get_last_checkpoint
-
-        checkpoint = get_last_checkpoint(str(run_dir / "checkpoints")) if (run_dir / "checkpoints").is_dir() else None
+        checkpoint = last_checkpoint(run_dir)
         if checkpoint is None:
             raise ConfigError(f"resume_from={cfg.resume_from}: no checkpoint-* folder under {run_dir / 'checkpoints'}")
         log.info("Resuming from %s", checkpoint)
-    return RunPaths(run_dir, export_dir, checkpoint)
+    return RunPaths(run_dir, export_dir)
+
+
+def last_checkpoint(run_dir: Path) -> str | None:
+    """The run's newest ``checkpoints/checkpoint-<step>`` folder (as the HF Trainer names them), or None."""
+    steps = {
+        int(match.group(1)): path
+        for path in (run_dir / "checkpoints").glob("checkpoint-*")
+        if path.is_dir() and (match := re.fullmatch(r"checkpoint-(\d+)", path.name))
+    }
+    return str(steps[max(steps)]) if steps else None
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a distributed launch (torchrun and accelerate set ``RANK``), or a single process."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def load_dataset_once(cfg: DictConfig) -> DatasetDict:
+    """``prepare_dataset``, one process at a time: the first builds and saves, the others (ranks, runs) reuse it."""
+    output_dir = cfg.data.get("output_dir")
+    lock = FileLock(f"{output_dir}.lock") if output_dir else nullcontext()
+    if output_dir:
+        Path(output_dir).parent.mkdir(parents=True, exist_ok=True)
+    with lock:
+        return prepare_dataset(cfg.data)
+
+
+def label_names(dataset: DatasetDict) -> list[str]:
+    """The label names in id order, as the dataset carries them (inferred from the data or listed in data.labels)."""
+    return list(dataset["train"].features["label"].names)
 
 
 @dataclass
@@ -107,17 +136,18 @@ class Evaluation:
 
     reports: dict[str, dict]
     predicted: dict[str, list[int]]
+    probabilities: dict[str, np.ndarray]  # calibrated (temperature-scaled), one row per sentence
     calibration: dict
     validation: dict[str, float]  # every metric of METRICS on the validation split, for the optimized_metric
 
 
-def evaluate(cfg: DictConfig, dataset: DatasetDict, logits: Mapping[str, np.ndarray], run_dir: Path) -> Evaluation:
+def score_splits(cfg: DictConfig, dataset: DatasetDict, logits: Mapping[str, np.ndarray], run_dir: Path) -> Evaluation:
     """Score each split from its logits, fit the temperature on validation, write the calibration plots.
 
     ``logits`` holds ``validation`` and every evaluated split (any scores whose softmax is the model's
     probabilities: a scikit-learn model passes log-probabilities).
     """
-    labels = list(cfg.data.labels)
+    labels = label_names(dataset)
     no_claim = cfg.data.get("no_claim_label")
     names = evaluated_splits(dataset)
     predicted = {name: np.asarray(logits[name]).argmax(-1).tolist() for name in names}
@@ -145,15 +175,21 @@ def evaluate(cfg: DictConfig, dataset: DatasetDict, logits: Mapping[str, np.ndar
         "min_confidence": threshold,
         "splits": per_split,
     }
-    return Evaluation(split_reports, predicted, calibration, validation)
+    calibrated = {name: probabilities(logits[name], temperature) for name in names}
+    return Evaluation(split_reports, predicted, calibrated, calibration, validation)
 
 
-def new_record(
-    cfg: DictConfig, dataset: DatasetDict, evaluation: Evaluation, best_validation: float, training: Mapping
-) -> RunRecord:
-    """The run's record from its evaluation and training figures (``training`` holds the ``train_*`` keys and any extras)."""
+def new_record(cfg: DictConfig, dataset: DatasetDict, evaluation: Evaluation, training: Mapping) -> RunRecord:
+    """The run's record from its evaluation and a kind's training figures (the ``train_*`` keys and any extras).
+
+    ``best_validation`` is the kind's own (the score that chose its checkpoint) or else the fitted model's.
+    """
+    training = dict(training)
+    best_validation = training.pop("best_validation", None)
+    if best_validation is None:
+        best_validation = evaluation.validation[cfg.optimized_metric]
     return RunRecord(
-        labels=list(cfg.data.labels),
+        labels=label_names(dataset),
         optimized_metric=str(cfg.optimized_metric),
         best_validation=float(best_validation),
         data_counts=label_table(dataset),
@@ -165,17 +201,22 @@ def new_record(
     )
 
 
-def write_predictions_table(split: Dataset, predicted: list[int], labels: list[str], path: Path) -> None:
-    """Every evaluated sentence with its gold and predicted label, for error analysis."""
+def write_predictions_table(
+    split: Dataset, predicted: list[int], probabilities: np.ndarray, labels: list[str], path: Path
+) -> None:
+    """Every evaluated sentence with its gold and predicted label and calibrated probabilities, for error analysis."""
+    pairs = "text_pair" in split.column_names
     with path.open("w", encoding="utf-8") as handle:
-        for row, guess in zip(split, predicted, strict=True):
+        for row, guess, row_probabilities in zip(split, predicted, probabilities, strict=True):
             record = {
                 "id": row["id"],
                 "group": row["group"],
-                "domain": row["domain"],
+                "domain": row.get("domain"),
                 "text": row["text"],
+                **({"text_pair": row["text_pair"]} if pairs else {}),
                 "gold": labels[row["label"]],
                 "predicted": labels[guess],
+                "probabilities": {label: round(float(p), 6) for label, p in zip(labels, row_probabilities, strict=True)},
             }
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
@@ -199,26 +240,28 @@ def finish_run(
     dataset: DatasetDict,
     evaluation: Evaluation,
     run_dir: Path,
-    export: Callable[[Mapping[str, str]], dict],
+    kind: ModelKind,
     trackers: list,
 ) -> RunRecord:
-    """Write reports and prediction tables, hand the card/metrics/config files to ``export``, then metrics.json.
+    """Write reports and prediction tables, save the kind's export with the card/metrics/config files, then metrics.json.
 
-    ``export(files)`` writes the model folder with the extra ``files`` (name -> text) and returns its checks.
     ``metrics.json`` in the run folder comes last: its presence means the run finished.
     """
     labels = record["labels"]
     for name, report in reports(record).items():
         log.info("\n%s", write_report(report, run_dir, name))
-        write_predictions_table(dataset[name], evaluation.predicted[name], labels, run_dir / f"{name}_predictions.jsonl")
+        table = run_dir / f"{name}_predictions.jsonl"
+        write_predictions_table(dataset[name], evaluation.predicted[name], evaluation.probabilities[name], labels, table)
     log.info("\n%s", calibration_table(record["calibration"]))
     export_dir = Path(cfg.export.dir)
     files = {
-        "metrics.json": json.dumps(record, indent=2),
+        "README.md": model_card(cfg, record, kind.card()),
+        METRICS_FILE: json.dumps(record, indent=2),
         CALIBRATION_FILE: json.dumps(record["calibration"], indent=2),
         "training_config.yaml": OmegaConf.to_yaml(resolved(cfg)),
+        **kind_file(kind),
     }
-    checks = export(files)
+    checks = kind.save(export_dir, files)
     record["export"] = {"dir": str(export_dir), **checks}
     (run_dir / METRICS_FILE).write_text(json.dumps(record, indent=2))
     finish_tracking(trackers, cfg, record, run_dir, export_dir)
@@ -271,6 +314,6 @@ def final_table(record: Mapping) -> str:
             f"{first} per-label F1: {per_label}",
             f"best validation {record['optimized_metric']}: {record['best_validation']:.3f}; "
             f"training: {record['train_runtime_s']} s, {record['train_samples_per_second']:.1f} samples/s, "
-            f"{record.get('precision', 'fp64 (scikit-learn)')}",
+            f"{record.get('precision', '-')}",
         ]
     )

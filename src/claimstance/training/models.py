@@ -1,6 +1,6 @@
-"""Model factories chosen by ``configs/model/*.yaml`` through ``_target_``, and the Hugging Face plumbing around them.
+"""Hugging Face model builders behind the transformer kind (:mod:`claimstance.training.transformer`), and their plumbing.
 
-Each factory returns ``(model, tokenizer)`` with the label names written into ``id2label``/``label2id``,
+Each builder returns ``(model, tokenizer)`` with the label names written into ``id2label``/``label2id``,
 so the exported ``config.json`` carries them and nothing downstream hard-codes them. Tokenization,
 precision and ``TrainingArguments`` live here too: training and the benchmark share them.
 """
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
-from datasets import DatasetDict
+from datasets import Dataset, DatasetDict
 from omegaconf import DictConfig, OmegaConf
 from transformers import (
     AutoModelForSequenceClassification,
@@ -43,20 +43,46 @@ def label_maps(labels: Sequence[str]) -> dict:
     }
 
 
-def freeze_lower_layers(model: PreTrainedModel, layers: int) -> None:
-    """Keep the embeddings and the first ``layers`` encoder layers as pre-trained (no gradient, no update).
+# Where Hugging Face encoders keep their stack of layers, under ``model.base_model``: BERT/RoBERTa/ELECTRA,
+# DistilBERT, DeBERTa-v2/XLM (``layers``), GPT-2/BLOOM (``h``), T5 (``block``).
+LAYER_PATHS = ("encoder.layer", "transformer.layer", "encoder.layers", "layers", "h", "block", "encoder.block")
 
-    Layers are found by the ``encoder.layer.<i>.`` parameter names that BERT-like models share.
+
+def encoder_layers(model: PreTrainedModel) -> torch.nn.ModuleList | None:
+    """The encoder's layers, lowest first: a known attribute path, else the longest ``ModuleList`` under the base model."""
+    base = model.base_model
+    for path in LAYER_PATHS:
+        found = base
+        for part in path.split("."):
+            found = getattr(found, part, None)
+        if isinstance(found, torch.nn.ModuleList) and len(found):
+            return found
+    lists = [module for module in base.modules() if isinstance(module, torch.nn.ModuleList) and len(module)]
+    return max(lists, key=len, default=None)
+
+
+def freeze_lower_layers(model: PreTrainedModel, layers: int) -> None:
+    """Keep the input embeddings and the first ``layers`` encoder layers as pre-trained (no gradient, no update).
+
+    Works for any Hugging Face encoder: the layers are found by :func:`encoder_layers`, the embeddings by
+    ``get_input_embeddings()``, so ``model.freeze_layers`` carries over to another ``model.name_or_path``.
     """
     model.get_input_embeddings().weight.requires_grad_(False)
-    frozen = 0
-    for name, parameter in model.named_parameters():
-        parts = name.split("encoder.layer.", 1)
-        if len(parts) == 2 and int(parts[1].split(".", 1)[0]) < layers:
-            parameter.requires_grad_(False)
-            frozen += 1
-    if layers and not frozen:
-        raise ModelLoadError(f"model.freeze_layers={layers}: this model has no 'encoder.layer.<i>' parameters to freeze")
+    if not layers:
+        return
+    stack = encoder_layers(model)
+    if stack is None:
+        raise ModelLoadError(
+            f"model.freeze_layers={layers}: {type(model).__name__} has no list of encoder layers to freeze; "
+            "pass model.freeze_layers=0 to train every layer"
+        )
+    if layers > len(stack):
+        raise ModelLoadError(
+            f"model.freeze_layers={layers}: {type(model).__name__} has only {len(stack)} encoder layers; "
+            f"pass a number up to {len(stack)}, or model.freeze_layers=0 to train every layer"
+        )
+    for layer in stack[:layers]:
+        layer.requires_grad_(False)
 
 
 def load_pretrained(
@@ -134,14 +160,16 @@ def resolve_precision(requested: str, use_cuda: bool, cpu_bf16: bool) -> str:
 def tokenize(dataset: DatasetDict, tokenizer: PreTrainedTokenizerBase, max_length: int) -> DatasetDict:
     """Token ids, a ``length`` column for length-grouped batches and a ``truncated`` flag; no padding (done per batch).
 
-    Everything, the truncation count included, comes out of one ``map``: for a dataset loaded from
-    disk ``datasets`` caches it there, keyed by the dataset's fingerprint (new when the annotations
-    change), the tokenizer and max_length, so an unchanged dataset is tokenized once.
+    A ``text_pair`` column (``data.text_pair_field``: a stance target, a question, a context sentence) goes to the
+    tokenizer as the second segment. Everything, the truncation count included, comes out of one ``map``: for a
+    dataset loaded from disk ``datasets`` caches it there, keyed by the dataset's fingerprint (new when the
+    annotations change), the tokenizer and max_length, so an unchanged dataset is tokenized once.
     """
 
     def encode(batch: dict) -> dict:
-        encoded = tokenizer(batch["text"], truncation=True, max_length=max_length, return_length=True)
-        encoded["truncated"] = [n > max_length for n in tokenizer(batch["text"], return_length=True)["length"]]
+        segments = [batch["text"]] + ([batch["text_pair"]] if has_text_pair(batch) else [])
+        encoded = tokenizer(*segments, truncation=True, max_length=max_length, return_length=True)
+        encoded["truncated"] = [n > max_length for n in tokenizer(*segments, return_length=True)["length"]]
         return encoded
 
     encoded = dataset.map(encode, batched=True, desc="Tokenizing")
@@ -156,6 +184,12 @@ def tokenize(dataset: DatasetDict, tokenizer: PreTrainedTokenizerBase, max_lengt
     return encoded
 
 
+def has_text_pair(rows: Dataset | Mapping) -> bool:
+    """Whether rows (a split or a batch) carry a second segment: a ``text_pair`` column with a value in it."""
+    columns = rows.column_names if isinstance(rows, Dataset) else rows
+    return "text_pair" in columns and any(pair is not None for pair in rows["text_pair"])
+
+
 def training_arguments(cfg: DictConfig, output_dir: Path) -> tuple[TrainingArguments, str]:
     """``TrainingArguments`` from ``trainer.args`` (plain containers) plus precision and logger."""
     args = OmegaConf.to_container(cfg.trainer.args, resolve=True)
@@ -167,6 +201,6 @@ def training_arguments(cfg: DictConfig, output_dir: Path) -> tuple[TrainingArgum
         seed=int(cfg.seed),
         bf16=precision == "bf16",
         fp16=precision == "fp16",
-        report_to=list(cfg.logger.report_to),
+        report_to=list((cfg.get("logger") or {}).get("report_to") or []),
     )
     return TrainingArguments(**args), precision
