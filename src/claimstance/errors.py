@@ -1,10 +1,16 @@
-"""The one kind of error a user gets: a message naming the file, row or key, and exit status 2."""
+"""The one kind of error a user gets: a message naming the file, row or key, and exit status 2.
+
+Exit status 3 (:data:`SKIPPED_EXIT`) means a batch finished but skipped input it could not read, like the
+"ignore corrupt files" options of Spark and Ray: the output holds everything else, the skipped files are listed.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
 from collections.abc import Callable
+
+SKIPPED_EXIT = 3
 
 
 class UserError(Exception):
