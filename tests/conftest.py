@@ -6,6 +6,7 @@ import copy
 import functools
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections import defaultdict
@@ -132,7 +133,12 @@ def run_script(script: str, *overrides: str, cwd: Path | None = None, timeout: i
 
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory) -> Path:
-    """One tiny model trained through ``scripts/train.py`` and exported, shared by the tests that only read it."""
+    """One tiny model trained through ``scripts/train.py`` and exported, shared by the tests that only read it.
+
+    ``CLAIMSTANCE_TINY_EXPORT`` hands a parent session's export to a child pytest (see ``in_private_network``).
+    """
+    if os.environ.get("CLAIMSTANCE_TINY_EXPORT"):
+        return Path(os.environ["CLAIMSTANCE_TINY_EXPORT"])
     base = tmp_path_factory.mktemp("tiny")
     rows = corpus_sample(40)
     write_jsonl(base / "ann" / "corpus.jsonl", rows)
@@ -148,3 +154,25 @@ def tiny_export(tmp_path_factory) -> Path:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return base / "run" / "model"
+
+
+PRIVATE_NETWORK = "CLAIMSTANCE_PRIVATE_NETWORK"  # set inside the namespace, so the child runs the tests itself
+
+
+def can_isolate_network() -> bool:
+    """Root with ``unshare`` and ``ip``: a test can run in a network namespace that has only a loopback interface."""
+    return os.geteuid() == 0 and shutil.which("unshare") is not None and shutil.which("ip") is not None
+
+
+def in_private_network(tests: str, tiny: Path, timeout: int = 1200) -> subprocess.CompletedProcess:
+    """Run ``pytest tests`` in a fresh network namespace with only ``lo`` up, for servers that cannot bind to 127.0.0.1.
+
+    Ray binds its GCS, raylet and worker ports on every interface whatever node address it is given; inside the
+    namespace there is no interface but loopback, so nothing it opens is reachable from outside this machine.
+    """
+    command = [
+        "unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$0" "$@"',
+        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "slow", *tests.split(),
+    ]  # fmt: skip
+    env = os.environ | {PRIVATE_NETWORK: "1", "CLAIMSTANCE_TINY_EXPORT": str(tiny), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)

@@ -7,13 +7,15 @@ fail before Ray is asked (an unreachable address, a parquet file without a text 
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, compose_train
+from conftest import PRIVATE_NETWORK, ROOT, can_isolate_network, compose_train, in_private_network
 
 from claimstance.commands.predict import run
 from claimstance.errors import SKIPPED_EXIT
@@ -67,8 +69,14 @@ def archive(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def local_ray():
-    """A Ray of 2 CPUs on 127.0.0.1, no dashboard, shut down after the module's tests."""
+    """A Ray of 2 CPUs on 127.0.0.1, no dashboard, shut down after the module's tests.
+
+    Where the network can be isolated, these tests run inside a private namespace
+    (``test_the_ray_cluster_tests_pass_in_a_private_network``), since Ray listens on every interface.
+    """
     ray = pytest.importorskip("ray")
+    if can_isolate_network() and not os.environ.get(PRIVATE_NETWORK):
+        pytest.skip("runs inside a private network namespace: see test_the_ray_cluster_tests_pass_in_a_private_network")
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
     yield ray
     ray.shutdown()
@@ -216,3 +224,16 @@ def test_ray_options_that_cannot_work_are_named(tmp_path, caplog, overrides, mes
     with pytest.raises(SystemExit) as exit_info:
         run(cfg)
     assert exit_info.value.code == 2 and message in caplog.text
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not can_isolate_network(), reason="needs root, unshare and ip to isolate the network")
+def test_the_ray_cluster_tests_pass_in_a_private_network(tiny_export):
+    """The tests that start a local Ray, run in a namespace with only loopback: they must all pass, none skipped."""
+    pytest.importorskip("ray")
+    if os.environ.get(PRIVATE_NETWORK):
+        pytest.skip("already inside the namespace")
+    result = in_private_network("tests/inference/test_ray.py", tiny_export)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    counts = {word: int(n) for n, word in re.findall(r"(\d+) (passed|skipped|failed)", result.stdout.splitlines()[-1])}
+    assert counts.get("passed", 0) >= 4 and counts.get("skipped", 0) == 1, result.stdout[-2000:]  # only this test skips there

@@ -64,3 +64,19 @@ def datasheet() -> None:
 
 def learning_curve() -> None:
     launch("learning_curve")
+
+
+def annotate() -> None:
+    launch("annotate")
+
+
+def select_next() -> None:
+    launch("select_next")
+
+
+def audit() -> None:
+    launch("audit")
+
+
+def serve() -> None:
+    launch("serve")
