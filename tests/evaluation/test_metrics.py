@@ -185,3 +185,17 @@ def test_a_model_without_a_layer_list_names_the_setting_to_turn_off():
     assert not model.embed.weight.requires_grad and model.head.weight.requires_grad
     with pytest.raises(ModelLoadError, match=r"model.freeze_layers=2: Flat has no list of encoder layers.*model.freeze_layers=0"):
         freeze_lower_layers(model, 2)
+
+
+def test_coverage_at_reports_what_each_threshold_answers_and_how_precisely():
+    from claimstance.evaluation.calibration import coverage_at
+
+    probs = np.array([[0.95, 0.05], [0.85, 0.15], [0.3, 0.7], [0.55, 0.45]])
+    gold = [0, 1, 1, 0]  # right, wrong, right, right
+    rows = coverage_at(probs, gold, thresholds=(0.5, 0.8, 0.9, 0.99))
+    assert rows == [
+        {"min_confidence": 0.5, "coverage": 1.0, "precision": 0.75},
+        {"min_confidence": 0.8, "coverage": 0.5, "precision": 0.5},
+        {"min_confidence": 0.9, "coverage": 0.25, "precision": 1.0},
+        {"min_confidence": 0.99, "coverage": 0.0, "precision": None},
+    ]

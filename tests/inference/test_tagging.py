@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ROOT, compose_train, run_script, write_jsonl
+from omegaconf import OmegaConf
 
 from claimstance.commands.predict import run
 from claimstance.data.textio import InputError
@@ -109,6 +110,36 @@ def test_min_confidence_abstains_below_the_threshold(tiny_export):
             assert after["label"] == before["label"] and after["abstained"] is False
         assert after["probabilities"] == before["probabilities"]
     assert any(row["abstained"] for row in guarded) and not all(row["abstained"] for row in guarded)
+
+
+@pytest.mark.slow
+def test_min_confidence_auto_is_the_exports_fitted_threshold(tiny_export, tmp_path, caplog):
+    export = tmp_path / "export"
+    shutil.copytree(tiny_export, export)
+    calibration = json.loads((export / "calibration.json").read_text())
+    plain = [json.loads(line) for line in _tag(tmp_path / "plain.jsonl", predict_cfg(tmp_path, export, f"input={SEED}"))]
+    scores = sorted({row["score"] for row in plain})
+    threshold = (scores[len(scores) // 2 - 1] + scores[len(scores) // 2]) / 2
+    calibration["min_confidence"] = {"target": 0.95, "threshold": threshold, "coverage": 0.5}
+    (export / "calibration.json").write_text(json.dumps(calibration))
+    rows = [
+        json.loads(line)
+        for line in _tag(tmp_path / "auto.jsonl", predict_cfg(tmp_path, export, f"input={SEED}", "min_confidence=auto"))
+    ]
+    assert [row["abstained"] for row in rows] == [row["score"] < threshold for row in plain]
+    assert any(row["abstained"] for row in rows) and not all(row["abstained"] for row in rows)
+    calibration["min_confidence"]["threshold"] = None  # no threshold reached the target: auto cannot answer
+    (export / "calibration.json").write_text(json.dumps(calibration))
+    with pytest.raises(SystemExit) as exit_info:
+        run(predict_cfg(tmp_path, export, "text=Hello", "min_confidence=auto"))
+    assert exit_info.value.code == 2 and "no threshold reached 0.95 precision on validation" in caplog.text
+
+
+def _tag(output: Path, cfg) -> list[str]:
+    """Run predict into ``output`` and return its lines."""
+    OmegaConf.update(cfg, "output", str(output), merge=True)
+    run(cfg)
+    return output.read_text(encoding="utf-8").splitlines()
 
 
 @pytest.mark.slow

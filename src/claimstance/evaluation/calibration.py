@@ -81,6 +81,24 @@ def coverage_curve(probs: np.ndarray, labels: Sequence[int]) -> dict:
     }
 
 
+COVERAGE_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)  # the min_confidence values a run reports coverage and precision for
+
+
+def coverage_at(probs: np.ndarray, labels: Sequence[int], thresholds: Sequence[float] = COVERAGE_THRESHOLDS) -> list[dict]:
+    """For each ``min_confidence``: the share of sentences answered and the precision of those answers.
+
+    The trade-off a user picks a threshold from; precision is None where nothing is answered.
+    """
+    confidence = probs.max(axis=-1)
+    correct = probs.argmax(axis=-1) == np.asarray(labels)
+    rows = []
+    for threshold in thresholds:
+        kept = confidence >= threshold
+        precision = round(float(correct[kept].mean()), 4) if kept.any() else None
+        rows.append({"min_confidence": threshold, "coverage": round(float(kept.mean()), 4), "precision": precision})
+    return rows
+
+
 def threshold_for_precision(probs: np.ndarray, labels: Sequence[int], target: float) -> dict:
     """The lowest ``min_confidence`` whose kept answers are right at least ``target`` of the time, and its coverage.
 

@@ -111,6 +111,19 @@ def check_export(model_dir: str | Path, expected_labels: Sequence[str] | None = 
     return labels
 
 
+def read_threshold(model_dir: str | Path) -> float:
+    """The export's ``min_confidence`` that reached the run's target precision on validation (``min_confidence=auto``)."""
+    path = Path(model_dir) / CALIBRATION_FILE
+    try:
+        chosen = json.loads(path.read_text(encoding="utf-8"))["min_confidence"]
+        threshold = chosen["threshold"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ExportError(f"{path}: no fitted threshold for min_confidence=auto ({err}); give a number instead") from err
+    if threshold is None:
+        raise ExportError(f"{path}: no threshold reached {chosen.get('target')} precision on validation; give a number")
+    return float(threshold)
+
+
 def read_temperature(model_dir: str | Path) -> float:
     """The export's fitted temperature (1.0 = uncalibrated, for exports made before calibration existed)."""
     path = Path(model_dir) / CALIBRATION_FILE

@@ -16,6 +16,7 @@ from pathlib import Path
 from claimstance.atomic import staged_file
 from claimstance.data.textio import InputError
 from claimstance.errors import ConfigError
+from claimstance.inference.artifacts import read_threshold
 from claimstance.inference.documents import (
     PREDICTION_KEYS,
     Document,
@@ -109,6 +110,15 @@ def tag(cfg) -> int:
     return run_tagging(cfg).count
 
 
+def resolve_min_confidence(value, model_dir) -> float | None:
+    """A number in (0, 1), null, or ``auto``: the export's threshold that reached the run's target precision."""
+    if value == "auto":
+        threshold = read_threshold(model_dir)
+        log.info("min_confidence=auto: %.4f, the export's threshold for its validation target precision", threshold)
+        return threshold
+    return check_min_confidence(value)
+
+
 def run_tagging(cfg) -> Tagged:
     """Tag ``text=`` or the documents of ``input=``; JSON lines, an HTML report, a summary, and what was skipped."""
     if (cfg.text is None) == (cfg.input is None):
@@ -116,7 +126,7 @@ def run_tagging(cfg) -> Tagged:
     if cfg.text is not None and not str(cfg.text).strip():
         raise InputError("text is empty; give a sentence to label")
     engine, on_error = check_options(cfg)
-    min_confidence = check_min_confidence(cfg.min_confidence)
+    min_confidence = resolve_min_confidence(cfg.min_confidence, cfg.model_dir)
     if engine == "ray":
         from claimstance.inference.ray_engine import tag_with_ray
 

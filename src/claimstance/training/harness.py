@@ -27,6 +27,7 @@ from claimstance.data.dataset import label_table, prepare_dataset
 from claimstance.errors import ConfigError
 from claimstance.evaluation.calibration import (
     calibration_report,
+    coverage_at,
     coverage_curve,
     fit_temperature,
     plot_coverage,
@@ -166,6 +167,7 @@ def score_splits(cfg: DictConfig, dataset: DatasetDict, logits: Mapping[str, np.
     for name in ["validation", *names]:
         gold = list(dataset[name]["label"])
         per_split[name] = calibration_report(logits[name], gold, temperature)
+        per_split[name]["coverage"] = coverage_at(probabilities(logits[name], temperature), gold)
         plot_reliability(logits[name], gold, temperature, run_dir / f"{name}_reliability.png", name)
         curves[name] = coverage_curve(probabilities(logits[name], temperature), gold)
     plot_coverage(curves, threshold, run_dir / "coverage_accuracy.png")
@@ -284,8 +286,16 @@ def calibration_table(calibration: Mapping) -> str:
     else:
         lines.append(
             f"min_confidence={threshold['threshold']:.3f} reaches {threshold['target']:.0%} precision on validation, "
-            f"answering {threshold['coverage']:.0%} of its sentences"
+            f"answering {threshold['coverage']:.0%} of its sentences (predict.py min_confidence=auto)"
         )
+    headline = next((name for name in calibration["splits"] if name != "validation"), "validation")
+    rows = [
+        [row["min_confidence"], f"{row['coverage']:.1%}", "-" if row["precision"] is None else f"{row['precision']:.1%}"]
+        for row in calibration["splits"][headline].get("coverage", [])
+    ]
+    if rows:
+        lines.append(f"{headline}: what each min_confidence answers, and how precisely")
+        lines.append(text_table(["min_confidence", "answered", "precision"], rows))
     return "\n".join(lines)
 
 
