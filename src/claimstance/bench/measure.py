@@ -15,7 +15,7 @@ import logging
 import platform
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,10 +39,8 @@ from transformers import (
 
 from claimstance.bench.bound import flops_per_token, precision_peaks
 from claimstance.bench.figures import (
-    BF16_BACKEND,
     METHOD_PRECISION,
     agreement,
-    best_backend,
     best_rate,
     check_targets,
     latency_ms,
@@ -60,32 +58,29 @@ from claimstance.bench.inputs import (
 from claimstance.bench.processes import peak_rss_of_prediction, startup
 from claimstance.config import command_line, default_threads
 from claimstance.data.dataset import prepare_dataset
-from claimstance.inference.artifacts import ONNX_FILE, ONNX_INT8_FILE, check_export
-from claimstance.inference.export import export_model, export_onnx, quantize_int8
+from claimstance.inference.artifacts import ONNX_FILE, check_export
+from claimstance.inference.backends import (
+    BACKENDS_FILE,
+    choose_backend,
+    cpu_has_bf16,
+    cpu_identity,
+    read_backends,
+    runnable_backends,
+)
+from claimstance.inference.export import export_model, export_onnx, record_backends
 from claimstance.inference.predictor import Predictor
 from claimstance.inference.tagging import tag
-from claimstance.training.models import cpu_supports_bf16, tokenize, training_arguments
+from claimstance.training.models import tokenize, training_arguments
 
 log = logging.getLogger(__name__)
-
-
-def cpu_name() -> str:
-    """The processor's marketing name (Linux), else what ``platform`` knows."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def machine(threads: int) -> dict:
     """What the figures were measured on: they mean little without it."""
     return {
-        "cpu": cpu_name(),
+        **cpu_identity(),
         "cores_available": default_threads(),
         "threads": threads,
-        "cpu_bf16": cpu_supports_bf16(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
@@ -119,7 +114,7 @@ def train_one(
     run_cfg = OmegaConf.merge(cfg, {"trainer": cfg.naive.trainer}) if naive else cfg
     args, precision = training_arguments(run_cfg, Path(cfg.paths.run_dir) / f"train_{name}")
     set_seed(int(cfg.seed))
-    model, tokenizer = instantiate(cfg.model, labels=labels)
+    model, tokenizer = instantiate(cfg.model, labels=labels).build()
     if naive:
         data, collator = naive_encode(split, tokenizer, int(cfg.naive.padding_length)), default_data_collator
     else:
@@ -140,27 +135,6 @@ def train_one(
 
 
 # --- inference methods -----------------------------------------------------------------------
-
-
-class Bf16Predictor(Predictor):
-    """Predictor's torch backend with each forward pass under bf16 autocast: Predictor itself runs torch in fp32 only.
-
-    Same tokenization, length-sorted batches and label order, so its rate compares with the other backends'.
-    """
-
-    def __init__(self, model_dir: str | Path, **kwargs):
-        super().__init__(model_dir, backend="torch", **kwargs)
-
-    def _logits(self, batch: Mapping[str, np.ndarray]) -> np.ndarray:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            return super()._logits(batch)
-
-
-def make_predictor(model_dir: Path, backend: str, **kwargs) -> Predictor:
-    """A Predictor for a backend name of ``inference.backends``, ``torch-bf16`` included."""
-    if backend == BF16_BACKEND:
-        return Bf16Predictor(model_dir, **kwargs)
-    return Predictor(model_dir, backend=backend, **kwargs)
 
 
 def inference(cfg: DictConfig, model_dir: Path, texts: list[str], threads: int, backends: Sequence[str]) -> dict:
@@ -184,7 +158,7 @@ def inference(cfg: DictConfig, model_dir: Path, texts: list[str], threads: int, 
     latency_texts = texts[: int(cfg.latency.sentences)]
     latency = {"pipeline": latency_ms(lambda t: classify(t, truncation=True), latency_texts)}
     for backend in backends:
-        predictor = make_predictor(model_dir, backend, batch_size=int(cfg.inference.batch_size), threads=threads)
+        predictor = Predictor(model_dir, backend=backend, batch_size=int(cfg.inference.batch_size), threads=threads)
         predictor.predict(texts[:64])  # warm-up
         rate, records = best_rate(lambda p=predictor: p.predict(texts), len(texts), repeats)
         results[backend] = {
@@ -197,39 +171,49 @@ def inference(cfg: DictConfig, model_dir: Path, texts: list[str], threads: int, 
     return {"sentences": len(texts), "methods": results, "latency_ms": latency}
 
 
-def split_accuracy(model_dir: Path, split: Dataset, labels: list[str], backends: Sequence[str], threads: int) -> dict:
-    """Each backend's accuracy on the held-out documents (the test split), and its label agreement with PyTorch fp32 there."""
-    gold = [labels[i] for i in split["label"]]
-    texts = list(split["text"])
-    predicted = {
-        backend: [r["label"] for r in make_predictor(model_dir, backend, threads=threads).predict(texts)]
-        for backend in dict.fromkeys(["torch", *backends])
-    }
+def backend_options(cfg: DictConfig, threads: int) -> dict:
+    """``record_backends``' settings from ``cfg.backends``."""
     return {
-        "sentences": len(split),
-        "accuracy": {backend: agreement(predicted[backend], gold) for backend in backends},
-        "agreement": {backend: agreement(predicted[backend], predicted["torch"]) for backend in backends},
+        "speed_sentences": int(cfg.backends.speed_sentences),
+        "calibration_sentences": int(cfg.backends.calibration_sentences),
+        "repeats": int(cfg.backends.repeats),
+        "f1_tolerance": float(cfg.backends.f1_tolerance),
+        "min_agreement": float(cfg.backends.min_agreement),
+        "threads": threads,
+        "batch_size": int(cfg.inference.batch_size),
     }
 
 
-def inference_export(source: Path, run_dir: Path) -> Path:
-    """The export to measure: ``source`` itself when it holds both ONNX files, else a copy in ``run_dir`` completed there.
+def measured_export(cfg: DictConfig, source: Path, dataset: DatasetDict, threads: int) -> Path:
+    """The export to measure: ``source`` itself when its ``backends.json`` was measured on this CPU, else a copy
+    in the run folder completed there (ONNX, int8 models, ``backends.json`` on the test split).
 
-    The benchmark never writes into ``source`` (a training run's export): a missing ``model.onnx`` or
-    ``model_int8.onnx`` is made in the copy.
+    The benchmark never writes into ``source`` (a training run's export).
     """
     source = source.resolve()  # outputs/latest is a link a later training run moves
     check_export(source)
-    if (source / ONNX_FILE).is_file() and (source / ONNX_INT8_FILE).is_file():
+    record = read_backends(source)
+    if record is not None and {k: record["machine"].get(k) for k in ("cpu", "flags")} == cpu_identity():
         return source
-    target = run_dir / "model"
-    shutil.copytree(source, target)
+    target = Path(cfg.paths.run_dir) / "model"
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(BACKENDS_FILE))
     if not (target / ONNX_FILE).is_file():
         model = AutoModelForSequenceClassification.from_pretrained(str(target))
         export_onnx(model, AutoTokenizer.from_pretrained(str(target)), target / ONNX_FILE)
-    quantize_int8(target / ONNX_FILE, target / ONNX_INT8_FILE)
-    log.info("Measuring a copy of %s, completed with %s: %s", source, ONNX_INT8_FILE, target)
+    test = dataset["test"]
+    record_backends(
+        target, list(test["text"]), list(test["label"]), list(dataset["train"]["text"]), **backend_options(cfg, threads)
+    )
+    log.info("Measuring a copy of %s, its backends measured on this CPU: %s", source, target)
     return target
+
+
+def held_out(model_dir: Path) -> dict:
+    """The export's ``backends.json`` (held-out macro-F1, agreement on all and on answered sentences, speed, qualified)
+    and the backend ``Predictor(backend="auto")`` picks here, with why."""
+    record = read_backends(model_dir)
+    auto, reason = choose_backend(model_dir)
+    return {**record, "auto_here": auto, "auto_reason": reason}
 
 
 # --- end-to-end article tagging -------------------------------------------------
@@ -239,21 +223,21 @@ def tag_articles(cfg: DictConfig, model_dir: Path, documents: Sequence[tuple[str
     """The ``predict`` job on a folder of articles (splitting, prediction, JSONL and HTML all timed) against ``pipeline()``.
 
     The pipeline gets the same sentences already split (the tagged rows' text), so the ratio shows what
-    tagging whole articles costs against classifying sentences someone else has split.
+    tagging whole articles costs against classifying sentences someone else has split. Every method runs once per
+    round, the pipeline included, for ``articles.repeats`` rounds; each keeps its fastest round, so that load from
+    other processes falls on all of them alike.
     """
     folder = Path(cfg.paths.run_dir) / "articles"
     files = build_articles(documents, folder / "input", int(cfg.articles.count))
-    methods, texts = {}, []
-    for backend in cfg.articles.backends:
-        output = folder / f"{backend}.jsonl"
-        predict_cfg = predict_config(
+    jobs = {
+        backend: predict_config(
             Path(cfg.paths.root),
             model_dir=str(model_dir),
             text=None,
             input=str(folder / "input"),
             input_format="article",
             layout="paragraphs",
-            output=str(output),
+            output=str(folder / f"{backend}.jsonl"),
             html=str(folder / f"{backend}.html"),
             summary=False,
             min_confidence=None,
@@ -264,21 +248,31 @@ def tag_articles(cfg: DictConfig, model_dir: Path, documents: Sequence[tuple[str
             threads=threads,
             expected_labels=None,
         )
-        start = time.perf_counter()
-        count = tag(predict_cfg)
-        seconds = time.perf_counter() - start
-        methods[backend] = {"sentences_per_s": count / seconds, "seconds": seconds}
-        if not texts:
-            with output.open(encoding="utf-8") as handle:
-                texts = [" ".join(json.loads(line)["text"].split()) for line in handle]
+        for backend in cfg.articles.backends
+    }
     batch_size = int(cfg.inference.pipeline_batch_size)
     classify = pipeline("text-classification", model=str(model_dir), device="cpu", batch_size=batch_size)
-    classify(texts[:64], truncation=True)  # warm-up
-    rate, _ = best_rate(lambda: classify(texts, truncation=True), len(texts), 1)
-    baseline = {"sentences_per_s": rate, "seconds": len(texts) / rate, "batch_size": batch_size}
-    for row in methods.values():
-        row["ratio"] = row["sentences_per_s"] / rate
-    return {"files": len(files), "sentences": len(texts), "methods": {"pipeline": {**baseline, "ratio": 1.0}, **methods}}
+    seconds, counts, texts = {}, {}, []
+    for _ in range(max(1, int(cfg.articles.repeats))):
+        for backend, job in jobs.items():
+            start = time.perf_counter()
+            counts[backend] = tag(job)
+            seconds[backend] = min(seconds.get(backend, float("inf")), time.perf_counter() - start)
+            if not texts:
+                with Path(job.output).open(encoding="utf-8") as handle:
+                    texts = [" ".join(json.loads(line)["text"].split()) for line in handle]
+                classify(texts[:64], truncation=True)  # warm-up
+        start = time.perf_counter()
+        classify(texts, truncation=True)
+        seconds["pipeline"] = min(seconds.get("pipeline", float("inf")), time.perf_counter() - start)
+    rate = len(texts) / seconds["pipeline"]
+    methods = {"pipeline": {"sentences_per_s": rate, "seconds": seconds["pipeline"], "batch_size": batch_size, "ratio": 1.0}}
+    for backend in jobs:
+        row = {"sentences_per_s": counts[backend] / seconds[backend], "seconds": seconds[backend]}
+        methods[backend] = {**row, "ratio": row["sentences_per_s"] / rate}
+    if "auto" in methods:
+        methods["auto"]["backend"] = choose_backend(model_dir)[0]
+    return {"files": len(files), "sentences": len(texts), "methods": methods}
 
 
 # --- the whole run ---------------------------------------------------------------------------
@@ -289,7 +283,7 @@ def benchmark(cfg: DictConfig) -> dict:
     started = time.perf_counter()
     threads = int(cfg.threads or default_threads())
     torch.set_num_threads(threads)
-    cpu_bf16 = cpu_supports_bf16()
+    cpu_bf16 = cpu_has_bf16()
     run_dir, root = Path(cfg.paths.run_dir), Path(cfg.paths.root)
     labels = list(cfg.data.labels)
     dataset = prepare_dataset(cfg.data)
@@ -311,16 +305,19 @@ def benchmark(cfg: DictConfig) -> dict:
             int8=True,
             overwrite=True,
         )
+        test = dataset["test"]
+        heldout = (list(test["text"]), list(test["label"]))
+        record_backends(model_dir, *heldout, list(dataset["train"]["text"]), **backend_options(cfg, threads))
     else:
-        model_dir, source = inference_export(Path(cfg.model_dir), run_dir), f"model_dir={cfg.model_dir}"
+        model_dir, source = measured_export(cfg, Path(cfg.model_dir), dataset, threads), f"model_dir={cfg.model_dir}"
 
-    backends = [b for b in cfg.inference.backends if unavailable(b, cpu_bf16) is None]
+    runnable = runnable_backends(model_dir)
+    backends = [b for b in cfg.inference.backends if b in runnable]
     texts = corpus_sentences(cfg.data.annotations, int(cfg.inference.sentences), int(cfg.seed))
     inference_ = inference(cfg, model_dir, texts, threads, backends)
-    inference_["skipped"] = {b: unavailable(b, cpu_bf16) for b in cfg.inference.backends if b not in backends}
-    quality = split_accuracy(model_dir, dataset["test"], labels, backends, threads)
-    ratios = {name: row["ratio"] for name, row in inference_["methods"].items() if name in backends}
-    quality["best_backend"] = best_backend(ratios, quality["agreement"], float(cfg.inference.min_agreement))
+    inference_["skipped"] = {
+        b: unavailable(b, cpu_bf16) or "its model file is not in the export" for b in cfg.inference.backends if b not in backends
+    }
     documents = corpus_documents(cfg.articles.documents)
     articles = tag_articles(cfg, model_dir, documents, threads)
     script = root / "scripts" / "predict.py"
@@ -331,7 +328,7 @@ def benchmark(cfg: DictConfig) -> dict:
     memory = peak_rss_of_prediction(script, model_dir, texts, int(cfg.memory.sentences), memory_options)
 
     measured = AutoModelForSequenceClassification.from_pretrained(str(model_dir))
-    trained_architecture, _ = instantiate(cfg.model, labels=labels)  # frozen layers as trained: their backward is skipped
+    trained_architecture, _ = instantiate(cfg.model, labels=labels).build()  # frozen layers as trained: their backward is skipped
     train_tokens = float(token_lengths(tokenizer, split["text"], int(cfg.data.max_length)).mean())
     infer_tokens = float(token_lengths(AutoTokenizer.from_pretrained(str(model_dir)), texts, int(cfg.data.max_length)).mean())
     forward = flops_per_token(measured, round(infer_tokens), training=False)
@@ -358,7 +355,7 @@ def benchmark(cfg: DictConfig) -> dict:
         "model": {"dir": str(model_dir), "source": source},
         "training": {"sentences": len(split), "epochs": 1, "naive": naive, "default": default},
         "inference": inference_,
-        "test_split": quality,
+        "test_split": held_out(model_dir),
         "articles": articles,
         "startup": start_up,
         "memory": {**memory, "backend": cfg.memory.backend, "chunk_size": int(cfg.memory.chunk_size)},
