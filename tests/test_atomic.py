@@ -33,10 +33,13 @@ def test_staged_outputs_follow_the_umask(umask: int, folder: str, file: str, tmp
     with staged_folder(tmp_path / "export") as staging:
         (staging / "inside.txt").write_text("x")
         (staging / "sub").mkdir()
+        (staging / "weights.safetensors").write_text("w")
+        (staging / "weights.safetensors").chmod(0o600)  # as safetensors leaves the weights it writes
     with staged_file(tmp_path / "rows.jsonl") as handle:
         handle.write("{}\n")
     assert mode(tmp_path / "export") == folder
     assert mode(tmp_path / "export" / "sub") == folder and mode(tmp_path / "export" / "inside.txt") == file
+    assert mode(tmp_path / "export" / "weights.safetensors") == file
     assert mode(tmp_path / "rows.jsonl") == file
     assert os.umask(umask) == umask  # the staging left the process umask as it found it
 

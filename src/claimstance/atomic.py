@@ -23,13 +23,17 @@ def staged_folder(target: Path) -> Iterator[Path]:
     """Yield a hidden sibling folder to fill; on success it replaces ``target``, on any error it is removed.
 
     A kill or crash leaves at most a hidden ``.name-partial-*`` folder, never a ``target`` that looks complete.
-    The folder gets ``0o777 & ~umask`` like ``mkdir``, not the private 0700 of ``mkdtemp``.
+    The folder and what it holds get ``0o777``/``0o666 & ~umask`` like ``mkdir``/``open``, not the private modes of
+    ``mkdtemp`` or of libraries that write through temporary files (safetensors leaves its weights 0600).
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-partial-", dir=target.parent))
     try:
-        staging.chmod(0o777 & ~_umask())
         yield staging
+        mask = _umask()
+        for path in [staging, *staging.rglob("*")]:
+            if not path.is_symlink():
+                path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
