@@ -230,13 +230,13 @@ def _connect(ray, settings) -> bool:
             ray.init(
                 num_cpus=settings.get("num_cpus"), include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False
             )
-        except Exception as err:  # Ray waits 30 s for its own processes, a fixed limit an overloaded machine can miss
+        except Exception as err:  # Ray waits a fixed time for its own processes, which an overloaded machine can miss
             ray.shutdown()
             raise UserError(
                 f"engine=ray: a local Ray did not start on this machine ({err}); retry, or join a cluster with ray.address="
             ) from err
         return True
-    # Ray tries a GCS address about once a second for this many tries (20 by default); ray:// has its own ~30 s.
+    # Ray tries a GCS address about once a second for this many tries (its own default); ray:// has its own limit.
     os.environ.setdefault("RAY_gcs_server_port_wait_time_s", str(max(1, round(timeout))))
     try:
         ray.init(address=str(address), log_to_driver=False)
