@@ -247,3 +247,9 @@ def test_a_pair_model_refuses_plain_strings_and_a_sentence_model_refuses_pairs(p
     with pytest.raises(UserError, match=r"input 0: this model was trained on single sentences; drop text_pair"):
         single.predict([PAIRS[0]])
     assert single.predict([{"text": TEXTS[0]}])[0]["label"] == single.predict([TEXTS[0]])[0]["label"]
+
+
+def test_a_backend_whose_labels_change_with_the_batch_does_not_qualify():
+    row = {"macro_f1": 0.8, "agreement_answered": 1.0}
+    assert rule.qualifies({**row, "batch_agreement": 1.0}, reference_f1=0.8)
+    assert not rule.qualifies({**row, "batch_agreement": 0.968}, reference_f1=0.8)  # dynamic int8 on the default export

@@ -4,7 +4,10 @@ An export may hold ``backends.json``, written after training by ``export.record_
 speed on this CPU, its held-out macro-F1 and its agreement with PyTorch fp32. A backend *qualifies* when
 its macro-F1 on the held-out documents is at most ``F1_TOLERANCE`` below fp32's (point figures on the
 whole split) and it gives fp32's label on at least ``MIN_AGREEMENT`` of the sentences fp32 answers at the
-export's ``min_confidence``: the answers a user keeps. The rule and the choice are pure functions of
+export's ``min_confidence``: the answers a user keeps. It must also be batch-stable: a sentence keeps its label
+(on ``MIN_BATCH_AGREEMENT`` of them) when it is batched with other neighbours, since dynamic int8 quantises each
+batch's activations with one scale, which would let the service's micro-batches and Ray's actors change a label
+that a local run gives. The rule and the choice are pure functions of
 those figures, with no torch, so ``Predictor`` picks its backend before loading anything.
 """
 
@@ -27,6 +30,8 @@ ONNX_FILES = {"onnx": ONNX_FILE, "onnx-int8": ONNX_INT8_FILE, "onnx-int8-static"
 CANDIDATES = (REFERENCE, BF16_BACKEND, *ONNX_FILES)  # every backend record_backends measures
 F1_TOLERANCE = 0.005  # how far below fp32's held-out macro-F1 a backend may score
 MIN_AGREEMENT = 0.995  # share of fp32's answered sentences that must keep fp32's label
+MIN_BATCH_AGREEMENT = 0.999  # share of sentences whose label does not change with their batch neighbours
+REGROUPED_BATCH = 5  # the other batching batch stability is measured with
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bf16 matrix instructions
 SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", *BF16_FLAGS)  # flags the int8 and bf16 kernels use
 
@@ -125,8 +130,13 @@ def quality(reference: np.ndarray, candidate: np.ndarray, gold: Sequence[int], t
 def qualifies(
     row: Mapping, reference_f1: float, f1_tolerance: float = F1_TOLERANCE, min_agreement: float = MIN_AGREEMENT
 ) -> bool:
-    """The rule: macro-F1 at most ``f1_tolerance`` below fp32's, and fp32's label kept on ``min_agreement`` of its answers."""
-    return row["macro_f1"] >= reference_f1 - f1_tolerance - 1e-12 and row["agreement_answered"] >= min_agreement
+    """The rule: macro-F1 at most ``f1_tolerance`` below fp32's, fp32's label kept on ``min_agreement`` of its answers,
+    and labels that do not depend on the batch (``MIN_BATCH_AGREEMENT``; rows measured before it count as stable)."""
+    return (
+        row["macro_f1"] >= reference_f1 - f1_tolerance - 1e-12
+        and row["agreement_answered"] >= min_agreement
+        and row.get("batch_agreement", 1.0) >= MIN_BATCH_AGREEMENT
+    )
 
 
 def fastest(rows: Mapping[str, Mapping], allowed: Sequence[str]) -> str | None:

@@ -199,12 +199,18 @@ def record_backends(
         for name in rule.runnable_backends(folder, identity)
     }
     probabilities = {name: predictor.predict_proba(heldout_texts) for name, predictor in predictors.items()}
+    regrouped = {  # the same sentences with other batch neighbours: a label must not depend on them
+        name: Predictor(folder, backend=name, threads=threads, batch_size=rule.REGROUPED_BATCH).predict_proba(heldout_texts)
+        for name in predictors
+    }
     speeds = sentences_per_s(predictors, list(heldout_texts)[:speed_sentences], repeats)
     threshold = rule.answer_threshold(folder)
     rows = {
         name: {"sentences_per_s": speeds[name], **rule.quality(probabilities[rule.REFERENCE], probs, heldout_labels, threshold)}
         for name, probs in probabilities.items()
     }
+    for name, row in rows.items():
+        row["batch_agreement"] = float(np.mean(probabilities[name].argmax(-1) == regrouped[name].argmax(-1)))
     for row in rows.values():
         row["qualified"] = rule.qualifies(row, rows[rule.REFERENCE]["macro_f1"], f1_tolerance, min_agreement)
     record = {
@@ -213,6 +219,8 @@ def record_backends(
             "reference": rule.REFERENCE,
             "f1_tolerance": f1_tolerance,
             "min_agreement": min_agreement,
+            "min_batch_agreement": rule.MIN_BATCH_AGREEMENT,
+            "regrouped_batch": rule.REGROUPED_BATCH,
             "answered_at_min_confidence": threshold,
             "f1": "point figure on the whole held-out split",
         },
