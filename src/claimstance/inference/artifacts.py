@@ -111,17 +111,18 @@ def check_export(model_dir: str | Path, expected_labels: Sequence[str] | None = 
     return labels
 
 
-def read_threshold(model_dir: str | Path) -> float:
-    """The export's ``min_confidence`` that reached the run's target precision on validation (``min_confidence=auto``)."""
+def read_min_confidence(model_dir: str | Path) -> dict:
+    """The abstain threshold fitted on validation, ``{"target", "threshold", "coverage"}`` (``calibration.json``); {} if none."""
     path = Path(model_dir) / CALIBRATION_FILE
+    if not path.is_file():
+        return {}
     try:
-        chosen = json.loads(path.read_text(encoding="utf-8"))["min_confidence"]
-        threshold = chosen["threshold"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
-        raise ExportError(f"{path}: no fitted threshold for min_confidence=auto ({err}); give a number instead") from err
-    if threshold is None:
-        raise ExportError(f"{path}: no threshold reached {chosen.get('target')} precision on validation; give a number")
-    return float(threshold)
+        chosen = json.loads(path.read_text(encoding="utf-8")).get("min_confidence") or {}
+    except (json.JSONDecodeError, AttributeError) as err:
+        raise ExportError(f"{path}: unreadable calibration ({err}); re-export the model") from err
+    if not isinstance(chosen, dict):
+        raise ExportError(f"{path}: unreadable calibration (min_confidence is {type(chosen).__name__}); re-export the model")
+    return chosen
 
 
 def read_temperature(model_dir: str | Path) -> float:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from claimstance.inference.artifacts import CALIBRATION_FILE, ONNX_FILE, ONNX_INT8_FILE, ExportError
+from claimstance.inference.artifacts import ONNX_FILE, ONNX_INT8_FILE, ExportError, read_min_confidence
 
 BACKENDS_FILE = "backends.json"  # per-backend speed and quality on the CPU it names, and auto's choice
 ONNX_INT8_STATIC_FILE = "model_int8_static.onnx"  # static int8 (QDQ), activation ranges calibrated on training sentences
@@ -98,13 +98,7 @@ def f1_delta_interval(
 
 def answer_threshold(model_dir: str | Path) -> float | None:
     """The export's ``min_confidence`` fitted on validation (``calibration.json``), or None where none was reached."""
-    path = Path(model_dir) / CALIBRATION_FILE
-    if not path.is_file():
-        return None
-    try:
-        threshold = (json.loads(path.read_text(encoding="utf-8")).get("min_confidence") or {}).get("threshold")
-    except (json.JSONDecodeError, AttributeError) as err:
-        raise ExportError(f"{path}: unreadable calibration ({err}); re-export the model") from err
+    threshold = read_min_confidence(model_dir).get("threshold")
     return None if threshold is None else float(threshold)
 
 

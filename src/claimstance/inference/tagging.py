@@ -16,7 +16,7 @@ from pathlib import Path
 from claimstance.atomic import staged_file
 from claimstance.data.textio import InputError
 from claimstance.errors import ConfigError
-from claimstance.inference.artifacts import read_threshold
+from claimstance.inference.artifacts import CALIBRATION_FILE, ExportError, read_min_confidence
 from claimstance.inference.documents import (
     PREDICTION_KEYS,
     Document,
@@ -113,7 +113,13 @@ def tag(cfg) -> int:
 def resolve_min_confidence(value, model_dir) -> float | None:
     """A number in (0, 1), null, or ``auto``: the export's threshold that reached the run's target precision."""
     if value == "auto":
-        threshold = read_threshold(model_dir)
+        chosen = read_min_confidence(model_dir)
+        where = f"{model_dir}/{CALIBRATION_FILE}"
+        if not chosen:
+            raise ExportError(f"{where}: no fitted threshold for min_confidence=auto; give a number instead")
+        if chosen.get("threshold") is None:
+            raise ExportError(f"{where}: no threshold reached {chosen.get('target')} precision on validation; give a number")
+        threshold = float(chosen["threshold"])
         log.info("min_confidence=auto: %.4f, the export's threshold for its validation target precision", threshold)
         return threshold
     return check_min_confidence(value)
